@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Builds the pinned control plane for the e2e tests: kube-apiserver, kubectl
+# and etcd, from the versions pinned in e2e/go.mod and e2e/go.sum.
+#
+# The binaries go to ${LEASEFENCE_CACHE:-$HOME/.cache/leasefence}/k8s-<hash>/,
+# where <hash> covers go.mod and go.sum, so they are reused between runs and
+# rebuilt only when the pins change. Progress goes to stderr; the one line on
+# stdout is the folder that holds the binaries, so callers can do
+#   bin_dir=$(e2e/build.sh)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cache_root=${LEASEFENCE_CACHE:-$HOME/.cache/leasefence}
+
+say() { printf 'build.sh: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+command -v go >/dev/null 2>&1 ||
+	die "no Go toolchain on PATH: install Go 1.26 or newer (see e2e/README.md)"
+
+# A toolchain download is not possible here; fail clearly on an old Go instead.
+export GOTOOLCHAIN=local
+# -mod=mod would let a build silently rewrite go.mod; the pins are the point.
+export GOFLAGS="-buildvcs=false"
+
+hash=$(cat "$here/go.mod" "$here/go.sum" | sha256sum | cut -c1-16)
+bin_dir="$cache_root/k8s-$hash"
+binaries=(kube-apiserver kubectl etcd)
+
+complete=1
+for b in "${binaries[@]}"; do
+	[[ -x "$bin_dir/$b" ]] || complete=0
+done
+if [[ $complete == 1 && -f "$bin_dir/.complete" ]]; then
+	say "reusing binaries in $bin_dir"
+	echo "$bin_dir"
+	exit 0
+fi
+
+mkdir -p "$cache_root"
+log="$cache_root/build-$hash.log"
+: >"$log"
+
+cd "$here"
+k8s_version=$(go list -m -f '{{.Version}}' k8s.io/kubernetes 2>>"$log") ||
+	die "cannot read the k8s.io/kubernetes pin from e2e/go.mod; see $log"
+etcd_version=$(go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3 2>>"$log") ||
+	die "cannot read the etcd pin from e2e/go.mod; see $log"
+major=${k8s_version#v}
+major=${major%%.*}
+minor=${k8s_version#v*.}
+minor=${minor%%.*}
+
+# The same stamps hack/lib/version.sh sets, so `kubectl version` reports the pin
+# for both the client and the server.
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+	ldflags+=" -X $pkg.gitVersion=$k8s_version"
+	ldflags+=" -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+	ldflags+=" -X $pkg.gitTreeState=clean"
+done
+
+# Build into a fresh folder and rename it at the end, so an interrupted build
+# never leaves a half-filled folder that a later run would trust.
+tmp_dir=$(mktemp -d "$cache_root/.build-$hash.XXXXXX")
+trap 'rm -rf "$tmp_dir"; [[ -n "${ticker:-}" ]] && kill "$ticker" 2>/dev/null || true' EXIT
+
+say "building Kubernetes $k8s_version and etcd $etcd_version into $bin_dir"
+say "a cold build takes several minutes; build log: $log"
+start=$(date +%s)
+for b in "${binaries[@]}"; do
+	case $b in
+	kube-apiserver) pkg=k8s.io/kubernetes/cmd/kube-apiserver ;;
+	kubectl) pkg=k8s.io/kubernetes/cmd/kubectl ;;
+	etcd) pkg=go.etcd.io/etcd/server/v3 ;;
+	esac
+	t0=$(date +%s)
+	say "building $b ($pkg)"
+	# Report progress while the compiler is busy, so a long cold build is visibly alive.
+	(while sleep 30; do say "  still building $b: $(($(date +%s) - t0))s"; done) &
+	ticker=$!
+	echo "== go build $pkg" >>"$log"
+	if ! go build -trimpath -ldflags "$ldflags" -o "$tmp_dir/$b" "$pkg" >>"$log" 2>&1; then
+		kill "$ticker" 2>/dev/null || true
+		tail -n 20 "$log" >&2
+		die "building $b failed; full log: $log"
+	fi
+	kill "$ticker" 2>/dev/null || true
+	ticker=
+	say "built $b in $(($(date +%s) - t0))s"
+done
+
+printf 'kubernetes %s\netcd %s\n' "$k8s_version" "$etcd_version" >"$tmp_dir/VERSIONS"
+touch "$tmp_dir/.complete"
+rm -rf "$bin_dir"
+mv "$tmp_dir" "$bin_dir"
+say "done in $(($(date +%s) - start))s: $bin_dir"
+echo "$bin_dir"

@@ -1,0 +1,327 @@
+/*
+ * leasefence/fencing.h: the fencing library's whole public interface.
+ *
+ * The library is pure: it parses stamps, Leases and AdmissionReviews, and it
+ * decides whether a write to a protected object is admitted. It does no I/O
+ * and never reads the clock; the caller passes the current time in. The
+ * protocol it implements is written down in docs/protocol.md.
+ *
+ * Conventions for every function here:
+ *  - Functions returning int return 0 (LF_OK) on success and a negative LF_E*
+ *    code on failure; when `err` is not NULL it then holds a sentence that
+ *    says what was wrong. Functions returning a pointer return NULL on failure.
+ *  - Input strings are borrowed for the duration of the call only, unless a
+ *    comment says otherwise.
+ *  - Every size that comes from outside has a bound, named LF_*_MAX below.
+ */
+#ifndef LEASEFENCE_FENCING_H
+#define LEASEFENCE_FENCING_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define LF_EXPORT __attribute__((visibility("default")))
+#else
+#define LF_EXPORT
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+
+enum {
+  LF_OK = 0,
+  LF_EINVAL = -1,    /* Malformed or wrongly typed input. */
+  LF_ETOOBIG = -2,   /* Input over one of the documented bounds. */
+  LF_ENOMEM = -3,    /* Out of memory. */
+  LF_ENOTFOUND = -4, /* The thing asked for does not exist. */
+  LF_EIO = -5,       /* I/O or transport failure (Kubernetes client). */
+  LF_ETIMEDOUT = -6, /* A deadline passed (Kubernetes client). */
+  LF_EDENIED = -7,   /* Authentication or authorization refused. */
+};
+
+#define LF_ERROR_TEXT_MAX 512
+
+/* Human-readable detail of a failure. Owned by the caller, usually on the
+ * stack; functions write into it only when they fail. */
+typedef struct lf_error {
+  int code;
+  char text[LF_ERROR_TEXT_MAX];
+} lf_error;
+
+/* ------------------------------------------------------------------------ */
+/* Names and bounds of the protocol (docs/protocol.md)                       */
+
+/* Marks an object as protected and names its guarding Lease:
+ * "<name>" (the object's own namespace) or "<namespace>/<name>". */
+#define LF_ANNOTATION_LEASE "leasefence.io/lease"
+/* The stamp of the write, on the object itself. */
+#define LF_ANNOTATION_STAMP "leasefence.io/stamp"
+/* Every stamp starts with this version marker. */
+#define LF_STAMP_PREFIX "lf1:"
+/* userInfo.extra key the API server fills for pod-bound service-account tokens. */
+#define LF_EXTRA_POD_NAME "authentication.kubernetes.io/pod-name"
+
+#define LF_NAMESPACE_MAX 63      /* A DNS-1123 label. */
+#define LF_NAME_MAX 253          /* A DNS-1123 subdomain. */
+#define LF_UID_MAX 64            /* Kubernetes uids are 36-byte UUIDs. */
+#define LF_HOLDER_MAX 256        /* Holder identities; pod name + "_" + uuid fits. */
+#define LF_STAMP_MAX 340         /* "lf1:" + term + ":" + uid + ":" + holder. */
+#define LF_FIELD_MANAGER_MAX 128 /* The API server's own limit on fieldManager. */
+#define LF_RESOURCE_VERSION_MAX 64
+#define LF_ANNOTATION_MAX 1024   /* Bound on our own annotations' values. */
+#define LF_GROUPS_MAX 256        /* Groups of one requester we look at. */
+#define LF_MESSAGE_MAX 1024      /* A decision's message, NUL included. */
+#define LF_LEASE_JSON_MAX (1024 * 1024)        /* One Lease as JSON. */
+#define LF_REVIEW_JSON_MAX (7 * 1024 * 1024)   /* One AdmissionReview (as controller-runtime). */
+
+/* ------------------------------------------------------------------------ */
+/* Time: microseconds since the Unix epoch, UTC                              */
+
+#define LF_TIME_NONE INT64_MIN
+
+/* Parses an RFC 3339 timestamp ("2024-05-01T10:00:00Z", with an optional
+ * fraction of up to 9 digits and a "Z" or "+hh:mm" offset) into `*out_us`. */
+LF_EXPORT int lf_time_parse(const char *text, size_t len, int64_t *out_us, lf_error *err);
+
+/* Writes `us` as a Kubernetes MicroTime ("2024-05-01T10:00:00.000000Z") into
+ * `buf`, which must hold at least 28 bytes. Returns LF_EINVAL for LF_TIME_NONE
+ * or a year outside 0001..9999. */
+LF_EXPORT int lf_time_format(int64_t us, char *buf, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* Stamps                                                                    */
+
+/* What a writer asserts: "I write as `holder`, holding the Lease whose uid is
+ * `lease_uid`, in the term `term` (its leaseTransitions)". */
+typedef struct lf_stamp {
+  int32_t term;
+  char lease_uid[LF_UID_MAX + 1];
+  /* Empty only in the short fieldManager form, used when the full stamp would
+   * not fit in 128 characters. */
+  char holder[LF_HOLDER_MAX + 1];
+} lf_stamp;
+
+/* Parses "lf1:<term>:<lease-uid>[:<holder>]" of `len` bytes. A stamp without a
+ * holder parses (holder ""); callers decide where that form is allowed. */
+LF_EXPORT int lf_stamp_parse(const char *text, size_t len, lf_stamp *out, lf_error *err);
+
+/* Writes the full stamp, NUL-terminated, into `buf` of `size` bytes
+ * (LF_STAMP_MAX + 1 always suffices). LF_EINVAL if the stamp is not valid
+ * (negative term, bad uid, empty or unprintable holder). */
+LF_EXPORT int lf_stamp_format(const lf_stamp *stamp, char *buf, size_t size, lf_error *err);
+
+/* Writes the stamp as a fieldManager value (at most 128 characters) into
+ * `buf` (LF_FIELD_MANAGER_MAX + 1 bytes suffice): the full form when it fits,
+ * else the short form without the holder. */
+LF_EXPORT int lf_stamp_format_field_manager(const lf_stamp *stamp, char *buf, size_t size,
+                                            lf_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Leases                                                                    */
+
+typedef struct lf_lease_ref {
+  char ns[LF_NAMESPACE_MAX + 1];
+  char name[LF_NAME_MAX + 1];
+} lf_lease_ref;
+
+/* Parses a protection annotation value of `len` bytes. `object_ns` is the
+ * protected object's namespace ("" or NULL for a cluster-scoped object, which
+ * must then name the Lease's namespace). */
+LF_EXPORT int lf_lease_ref_parse(const char *text, size_t len, const char *object_ns,
+                                 lf_lease_ref *out, lf_error *err);
+
+/* The parts of a coordination.k8s.io/v1 Lease that fencing uses. */
+typedef struct lf_lease {
+  lf_lease_ref ref;
+  char uid[LF_UID_MAX + 1];
+  char resource_version[LF_RESOURCE_VERSION_MAX + 1];
+  char holder[LF_HOLDER_MAX + 1]; /* "" when released or never held. */
+  int32_t duration_s;             /* leaseDurationSeconds; 0 when absent. */
+  int32_t transitions;            /* leaseTransitions; 0 when absent. */
+  int64_t acquire_us;             /* LF_TIME_NONE when absent. */
+  int64_t renew_us;               /* LF_TIME_NONE when absent. */
+} lf_lease;
+
+/* Reads a Lease object. `lease` is borrowed. */
+LF_EXPORT int lf_lease_from_json(const json_t *lease, lf_lease *out, lf_error *err);
+
+/* Parses a Lease from `len` bytes of JSON (at most LF_LEASE_JSON_MAX). */
+LF_EXPORT int lf_lease_parse(const char *buf, size_t len, lf_lease *out, lf_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Admission requests                                                        */
+
+typedef enum lf_operation {
+  LF_OP_CREATE = 1,
+  LF_OP_UPDATE,
+  LF_OP_DELETE,
+  LF_OP_CONNECT,
+} lf_operation;
+
+/* The fencing-relevant metadata of request.object or request.oldObject. */
+typedef struct lf_object_meta {
+  bool present;
+  const char *ns;               /* metadata.namespace, or NULL. */
+  const char *lease_annotation; /* NULL when absent. */
+  const char *stamp_annotation; /* NULL when absent. */
+} lf_object_meta;
+
+/* One admission request, as far as fencing needs it. Every pointer points
+ * into the JSON it was read from, which the caller keeps alive for as long as
+ * the lf_request is used; nothing here is owned. Strings never contain NUL. */
+typedef struct lf_request {
+  const char *uid;
+  lf_operation op;
+  const char *group;         /* request.resource.group ("" for the core group). */
+  const char *resource;      /* request.resource.resource, e.g. "configmaps". */
+  const char *subresource;   /* "" for the main resource. */
+  const char *kind;          /* request.kind.kind, e.g. "ConfigMap". */
+  const char *ns;            /* request.namespace; "" when cluster-scoped. */
+  const char *name;          /* request.name; "" for a generateName CREATE. */
+  bool dry_run;
+  const char *field_manager; /* request.options.fieldManager, or NULL. */
+  const char *username;
+  const char *groups[LF_GROUPS_MAX];
+  size_t n_groups;
+  const char *pod_name;      /* userInfo.extra[LF_EXTRA_POD_NAME][0], or NULL. */
+  lf_object_meta object;
+  lf_object_meta old_object;
+} lf_request;
+
+/* Reads `review`, an admission.k8s.io/v1 AdmissionReview, into `out`.
+ * LF_EINVAL with a precise message for a wrong apiVersion or kind, a missing
+ * request or uid, a wrongly typed field, an unknown operation, an annotation
+ * of ours over LF_ANNOTATION_MAX or containing NUL, more than LF_GROUPS_MAX
+ * groups, or more than one pod name. `out` borrows from `review`. */
+LF_EXPORT int lf_request_from_review(const json_t *review, lf_request *out, lf_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* The decision                                                              */
+
+typedef enum lf_identity_mode {
+  LF_IDENTITY_OFF = 0,      /* Never look at the requester's pod. */
+  LF_IDENTITY_WHEN_PRESENT, /* Default: a pod-bound requester must be the holder. */
+  LF_IDENTITY_REQUIRED,     /* Fenced writes must come from the holder's pod. */
+} lf_identity_mode;
+
+/* How the decision is made; lf_policy_init() sets the safe defaults. The
+ * arrays are borrowed and must outlive every lf_decide() call using them. */
+typedef struct lf_policy {
+  lf_identity_mode identity;
+  int64_t skew_us;             /* Clock skew tolerated, default 2 s. */
+  bool admit_when_unavailable; /* Fail open when the Lease cannot be read. */
+  const char *const *exempt_users;
+  size_t n_exempt_users;
+  const char *const *exempt_groups;
+  size_t n_exempt_groups;
+} lf_policy;
+
+/* Sets the defaults: identity when present, 2 s skew, fail closed, and the
+ * built-in controllers that must always be able to write (the garbage
+ * collector, the namespace controller) exempt. */
+LF_EXPORT void lf_policy_init(lf_policy *policy);
+
+/* Stable reason codes. lf_reason_name() gives the CamelCase name that goes
+ * into responses, logs and metrics; names never change once released. */
+typedef enum lf_reason {
+  LF_R_NOT_PROTECTED = 0,   /* Allowed: no protection annotation. */
+  LF_R_CURRENT,             /* Allowed: the stamp is current. */
+  LF_R_EXEMPT,              /* Allowed: an exempt requester. */
+  LF_R_ADMITTED_UNAVAILABLE,/* Allowed: Lease unreadable, policy fails open. */
+  LF_R_MISSING_STAMP,
+  LF_R_MALFORMED_STAMP,
+  LF_R_CONFLICTING_STAMPS,
+  LF_R_MALFORMED_PROTECTION,
+  LF_R_LEASE_NOT_FOUND,
+  LF_R_LEASE_UNAVAILABLE,
+  LF_R_LEASE_RECREATED,     /* The stamp's Lease uid is not the Lease's. */
+  LF_R_LEASE_RELEASED,      /* The Lease has no holder. */
+  LF_R_LEASE_EXPIRED,
+  LF_R_CLOCK_SKEW,          /* renewTime is ahead of our clock beyond tolerance. */
+  LF_R_NOT_HOLDER,          /* Same term, another holder named. */
+  LF_R_STALE_TERM,          /* The stamp's term is older than the Lease's. */
+  LF_R_TERM_AHEAD,          /* The stamp's term is newer than the Lease read. */
+  LF_R_OLDER_THAN_OBJECT,   /* G2: older than the term stored on the object. */
+  LF_R_IDENTITY_MISMATCH,   /* G4: the requester's pod is not the holder. */
+  LF_R_IDENTITY_REQUIRED,   /* G4 required but the request has no pod. */
+  LF_R_COUNT
+} lf_reason;
+
+LF_EXPORT const char *lf_reason_name(lf_reason reason);
+
+typedef enum lf_lease_status {
+  LF_LEASE_OK = 0,
+  LF_LEASE_NOT_FOUND,
+  LF_LEASE_UNAVAILABLE,
+} lf_lease_status;
+
+/* The Lease as the caller last read it. */
+typedef struct lf_lease_view {
+  lf_lease_status status;
+  const lf_lease *lease; /* Valid when status is LF_LEASE_OK. */
+  const char *cause;     /* Why it could not be read, when UNAVAILABLE. */
+} lf_lease_view;
+
+typedef struct lf_decision {
+  bool allowed;
+  lf_reason reason;
+  /* For a person: what happened, what was expected and presented, what to do. */
+  char message[LF_MESSAGE_MAX];
+  bool protected_;        /* The write is to a protected object. */
+  lf_lease_ref lease;     /* The guarding Lease, when protected_. */
+  bool has_presented;     /* A stamp was presented and parsed. */
+  lf_stamp presented;
+  /* The decision rests on a Lease read that may be stale relative to the
+   * stamp (LF_R_TERM_AHEAD): a cached source should read live and decide again. */
+  bool retry_live;
+} lf_decision;
+
+/* First step of a decision: decides at once the writes that need no Lease
+ * (not protected, exempt, malformed protection). Returns 1 when the decision
+ * needs the Lease named in `*ref` (then `*out` is untouched), 0 when `*out`
+ * holds the final decision. */
+LF_EXPORT int lf_decide_needs_lease(const lf_request *req, const lf_policy *policy,
+                                    lf_lease_ref *ref, lf_decision *out);
+
+/* The whole decision, pure: `now_us` is the caller's clock. `view` may be NULL
+ * when lf_decide_needs_lease() returned 0. Always fills `*out`. */
+LF_EXPORT void lf_decide(const lf_request *req, const lf_lease_view *view, int64_t now_us,
+                         const lf_policy *policy, lf_decision *out);
+
+/* ------------------------------------------------------------------------ */
+/* Helpers for controllers: put the stamp where the protocol wants it       */
+
+/* Sets metadata.annotations["leasefence.io/stamp"] on `object`, creating
+ * metadata and annotations as needed. `object` stays the caller's. */
+LF_EXPORT int lf_stamp_object(json_t *object, const lf_stamp *stamp, lf_error *err);
+
+/* Returns a new JSON merge patch (RFC 7386) carrying the stamp: `patch` (may
+ * be NULL; borrowed, not modified) with the stamp annotation merged in. Also
+ * valid as a strategic merge patch and as a server-side apply body's
+ * metadata. The caller owns the result (json_decref). */
+LF_EXPORT json_t *lf_stamp_merge_patch(const json_t *patch, const lf_stamp *stamp, lf_error *err);
+
+/* Returns a new JSON patch (RFC 6902) array: `ops` (may be NULL; borrowed)
+ * followed by an "add" of the stamp annotation. `has_annotations` says whether
+ * the object already has metadata.annotations (JSON patch cannot create a
+ * parent and a child in one op). The caller owns the result. */
+LF_EXPORT json_t *lf_stamp_json_patch(const json_t *ops, bool has_annotations,
+                                      const lf_stamp *stamp, lf_error *err);
+
+/* Returns new DeleteOptions with a resourceVersion precondition, for the
+ * second step of a fenced delete (docs/protocol.md, "DELETE"): stamp the
+ * object, then delete exactly the version stamped. Caller owns the result. */
+LF_EXPORT json_t *lf_delete_options(const char *resource_version, lf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LEASEFENCE_FENCING_H */
