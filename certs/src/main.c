@@ -155,7 +155,9 @@ static int run_ca(const args *a) {
   return EXIT_SUCCESS;
 }
 
-static int run_serving(const args *a) {
+/* The serving step, shared by `serving` and `all`; cmd names the command
+ * in messages. */
+static int make_serving(const args *a, const char *cmd) {
   lfc_serving_opts o;
   lfc_error err;
   int rc;
@@ -163,11 +165,15 @@ static int run_serving(const args *a) {
   fill_serving(a, &o);
   rc = lfc_serving_create(&o, &err);
   if (rc != LFC_OK) {
-    return fail("serving", rc, &err);
+    return fail(cmd, rc, &err);
   }
   printf("wrote %s/%s and %s/%s\n", dir_of(a), LFC_SERVING_KEY_FILE,
          dir_of(a), LFC_SERVING_CERT_FILE);
   return EXIT_SUCCESS;
+}
+
+static int run_serving(const args *a) {
+  return make_serving(a, "serving");
 }
 
 static int run_rotate(const args *a) {
@@ -254,7 +260,7 @@ static int run_all(const args *a) {
   } else {
     printf("kept the CA in %s/%s\n", dir_of(a), LFC_CA_CERT_FILE);
   }
-  return run_serving(a);
+  return make_serving(a, "all");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -292,7 +298,8 @@ static const flag_doc rotate_flags[] = {
     {F_DAYS, "validity in days (default 365)"},
     {F_KEY_TYPE, "ecdsa-p256 or rsa-2048 (default: the current key's type)"},
     {F_CN, "common name (default: the current one)"},
-    {F_ORG, "organization; repeatable (default: the current subject)"},
+    {F_ORG, "organization; repeatable (default: the current subject;\n"
+            "                       --cn or --org make a new one, O only those given)"},
     {F_HELP, "show this help"},
 };
 

@@ -416,6 +416,34 @@ static void test_rotate_with_new_names(void **state) {
   assert_int_equal(lfc_serving_rotate(&o, &err), LFC_EINVAL);
 }
 
+static void test_rotate_new_org_keeps_cn(void **state) {
+  fixture *f = *state;
+  const char *orgs[] = {"leasefence"};
+  lfc_serving_opts o;
+  lfc_error err;
+  X509 *leaf;
+  char text[128];
+
+  make_ca(f, LFC_KEY_DEFAULT);
+  serving_opts(f, &o);
+  assert_int_equal(lfc_serving_create(&o, &err), LFC_OK);
+  memset(&o, 0, sizeof o);
+  o.dir = f->dir;
+  o.orgs = orgs;
+  o.n_orgs = 1;
+  assert_int_equal(lfc_serving_rotate(&o, &err), LFC_OK);
+  leaf = read_cert(f, LFC_SERVING_CERT_FILE);
+  assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(leaf),
+                                        NID_commonName, text,
+                                        sizeof text) > 0);
+  assert_string_equal(text, SVC "." NS ".svc");
+  assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(leaf),
+                                        NID_organizationName, text,
+                                        sizeof text) > 0);
+  assert_string_equal(text, "leasefence");
+  X509_free(leaf);
+}
+
 static void test_rotate_needs_same_ca(void **state) {
   fixture *f = *state;
   lfc_serving_opts o;
@@ -670,6 +698,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_rsa_ca, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rotate, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rotate_with_new_names, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_rotate_new_org_keeps_cn, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_rotate_needs_same_ca, setup,
                                       teardown),
