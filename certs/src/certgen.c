@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -313,22 +314,38 @@ out:
   return rc;
 }
 
-/* Makes the renames in dir durable. Filesystems that cannot fsync a
- * directory say EINVAL; there is nothing more to do on them. */
-static int sync_dir(const char *dir, lfc_error *err) {
+/* Opens dir and takes an exclusive flock(2) on it, held until the
+ * descriptor is closed. Two runs publishing into one directory at once
+ * would otherwise interleave their renames (A's key, B's key, B's cert,
+ * A's cert) and leave a mismatched pair. */
+static int lock_dir(const char *dir, int *fd_out, lfc_error *err) {
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int rc = LFC_OK;
 
+  *fd_out = -1;
   if (fd < 0) {
     return set_error(err, LFC_EIO, "cannot open directory %s: %s", dir,
                      strerror(errno));
   }
-  if (fsync(fd) != 0 && errno != EINVAL) {
-    rc = set_error(err, LFC_EIO, "cannot fsync directory %s: %s", dir,
-                   strerror(errno));
+  while (flock(fd, LOCK_EX) != 0) {
+    if (errno != EINTR) {
+      int e = errno;
+      close(fd);
+      return set_error(err, LFC_EIO, "cannot lock directory %s: %s", dir,
+                       strerror(e));
+    }
   }
-  close(fd);
-  return rc;
+  *fd_out = fd;
+  return LFC_OK;
+}
+
+/* Makes the renames in dir durable. Filesystems that cannot fsync a
+ * directory say EINVAL; there is nothing more to do on them. */
+static int sync_dir(const char *dir, int fd, lfc_error *err) {
+  if (fsync(fd) != 0 && errno != EINVAL) {
+    return set_error(err, LFC_EIO, "cannot fsync directory %s: %s", dir,
+                     strerror(errno));
+  }
+  return LFC_OK;
 }
 
 static long bio_bytes(BIO *bio, char **data) {
@@ -358,6 +375,7 @@ static int publish_pair(const char *dir, const char *cert_name, BIO *cert_pem,
   char key_tmp[LFC_PATH_MAX] = "";
   char *data = NULL;
   long len;
+  int dir_fd = -1;
   int rc;
 
   rc = join_path(cert_path, dir, cert_name, err);
@@ -378,6 +396,10 @@ static int publish_pair(const char *dir, const char *cert_name, BIO *cert_pem,
   if (rc != LFC_OK) {
     goto out;
   }
+  rc = lock_dir(dir, &dir_fd, err);
+  if (rc != LFC_OK) {
+    goto out;
+  }
   if (rename(key_tmp, key_path) != 0) {
     rc = set_error(err, LFC_EIO, "cannot rename %s to %s: %s", key_tmp,
                    key_path, strerror(errno));
@@ -392,9 +414,12 @@ static int publish_pair(const char *dir, const char *cert_name, BIO *cert_pem,
     goto out;
   }
   cert_tmp[0] = '\0';
-  rc = sync_dir(dir, err);
+  rc = sync_dir(dir, dir_fd, err);
 
 out:
+  if (dir_fd >= 0) {
+    close(dir_fd); /* Releases the lock. */
+  }
   if (key_tmp[0] != '\0') {
     unlink(key_tmp);
   }

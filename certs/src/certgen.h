@@ -160,8 +160,8 @@ int lfc_serving_create(const lfc_serving_opts *opts, lfc_error *err);
  * LFC_KEY_DEFAULT keeps the current key's type.
  *
  * Write order: both files are written in full to temporary files in dir and
- * fsynced; then tls.key is renamed into place, then tls.crt, then dir is
- * fsynced. tls.crt is the commit point: a reader that reloads when tls.crt
+ * fsynced; then, under an exclusive flock(2) on dir, tls.key is renamed
+ * into place, then tls.crt, then dir is fsynced. tls.crt is the commit point: a reader that reloads when tls.crt
  * changes finds the matching key already in place. README.md explains why
  * no order of two renames protects a reader that reacts to tls.key. */
 int lfc_serving_rotate(const lfc_serving_opts *opts, lfc_error *err);

@@ -141,6 +141,17 @@ openssl x509 -in "$D/tls.crt" -noout -ext subjectAltName |
   grep -q "IP Address:127.0.0.1" || fail "rotate lost the IP SAN"
 [ "$(stat -c %a "$D/tls.key")" = 600 ] || fail "rotated tls.key is not 0600"
 ls -A "$D" | grep -q '^\.' && fail "temporary files left in $D"
+# Rotations racing each other still leave a matching pair: the renames are
+# serialized by a lock on the directory.
+i=0
+while [ $i -lt 8 ]; do
+  "$BIN" rotate --dir "$D" >/dev/null 2>&1 &
+  i=$((i + 1))
+done
+wait
+[ "$(openssl x509 -in "$D/tls.crt" -noout -pubkey)" = "$(openssl pkey -in "$D/tls.key" -pubout)" ] ||
+  fail "concurrent rotations left a mismatched pair"
+ls -A "$D" | grep -q '^\.' && fail "temporary files left after concurrent rotations"
 expect 0 rotate --dir "$D" --key-type rsa-2048
 openssl pkey -in "$D/tls.key" -noout -text 2>/dev/null | grep -q "2048 bit" ||
   fail "rotate --key-type rsa-2048 did not make an RSA 2048 key"
