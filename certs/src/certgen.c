@@ -560,7 +560,7 @@ static int make_key(lfc_key_type type, EVP_PKEY **out, lfc_error *err) {
 /* The type of an existing key, for a rotation that keeps it. A key of some
  * other kind (Ed25519, another curve) becomes ECDSA P-256, the default. */
 static lfc_key_type key_type_of(EVP_PKEY *key) {
-  if (EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA) {
+  if (key != NULL && EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA) {
     return LFC_KEY_RSA_2048;
   }
   return LFC_KEY_ECDSA_P256;
