@@ -313,13 +313,16 @@ static bool check_against_lease(const lf_request *req, const lf_stamp *s, const 
   }
   format_time(t1, sizeof(t1), renew);
   format_time(t3, sizeof(t3), now_us);
-  if (renew > now_us && renew - now_us > policy->skew_us) {
+  /* Written as a comparison with renew - skew (both bounded: renewTime by
+   * the calendar, skew by the policy) so no subtraction involving the
+   * caller's `now` can overflow. */
+  if (now_us < renew - policy->skew_us) {
     begin(&b, req, out, false, LF_R_CLOCK_SKEW);
     lease_name(&b, &lease->ref);
     lf__sbuf_printf(&b, " was renewed at %s, %.3fs ahead of the webhook's clock (%s; tolerance "
                         "%.3fs). The clocks disagree too much to judge expiry; synchronise the "
                         "holder's and the webhook's clocks (NTP).",
-                    t1, (double)(renew - now_us) / US_PER_S, t3, (double)policy->skew_us / US_PER_S);
+                    t1, ((double)renew - (double)now_us) / US_PER_S, t3, (double)policy->skew_us / US_PER_S);
     return false;
   }
   int64_t expiry = renew + (int64_t)lease->duration_s * US_PER_S - policy->skew_us;

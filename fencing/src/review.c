@@ -94,6 +94,7 @@ static int read_user(const json_t *request, lf_request *out, lf_error *err) {
   const json_t *user, *groups, *extra, *pods;
   int rc;
 
+  out->username = ""; /* Requests without userInfo come only from tests and fuzzers. */
   rc = opt_object(request, "userInfo", &user, "request.userInfo", err);
   if (rc != LF_OK || user == NULL) {
     return rc;

@@ -1,0 +1,30 @@
+/*
+ * testutil: helpers shared by the unit tests — loading the shared vectors and
+ * turning their "policy" objects into lf_policy.
+ */
+#ifndef LF_TESTUTIL_H
+#define LF_TESTUTIL_H
+
+#include <leasefence/fencing.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+/* Loads tests/vectors/<name>; fails the test when it cannot. New reference. */
+json_t *lft_load_vectors(const char *name);
+
+/* Exemption lists from a vector's policy live here while a case runs. */
+typedef struct lft_policy {
+  lf_policy policy;
+  const char *users[16];
+  const char *groups[16];
+} lft_policy;
+
+/* Fills `p` from lf_policy_init() and then the vector's "policy" (may be NULL). */
+void lft_policy_from_json(lft_policy *p, const json_t *policy);
+
+/* Microseconds for an RFC 3339 string; fails the test on a bad one. */
+int64_t lft_time(const char *rfc3339);
+
+#endif
