@@ -1,0 +1,166 @@
+/*
+ * buf.c: bounded growable buffers and JSON string output.
+ */
+#include "buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void lfw_buf_init(lfw_buf *b, size_t max) {
+  b->data = NULL;
+  b->len = 0;
+  b->cap = 0;
+  b->max = max;
+  b->overflow = false;
+}
+
+void lfw_buf_reset(lfw_buf *b) {
+  b->len = 0;
+  b->overflow = false;
+  if (b->data != NULL)
+    b->data[0] = '\0';
+}
+
+void lfw_buf_free(lfw_buf *b) {
+  free(b->data);
+  b->data = NULL;
+  b->len = 0;
+  b->cap = 0;
+  b->overflow = false;
+}
+
+int lfw_buf_reserve(lfw_buf *b, size_t n) {
+  size_t need;
+  size_t cap;
+  char *p;
+
+  if (n > b->max || b->len > b->max - n) {
+    b->overflow = true;
+    return -1;
+  }
+  need = b->len + n + 1;
+  if (need <= b->cap)
+    return 0;
+  cap = b->cap < 256 ? 256 : b->cap;
+  while (cap < need)
+    cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+  /* Never allocate much beyond the limit: the last byte is for the NUL. */
+  if (cap > b->max + 1)
+    cap = b->max + 1;
+  if (cap < need)
+    cap = need;
+  p = realloc(b->data, cap);
+  if (p == NULL) {
+    b->overflow = true;
+    return -1;
+  }
+  b->data = p;
+  b->cap = cap;
+  return 0;
+}
+
+int lfw_buf_append(lfw_buf *b, const void *p, size_t n) {
+  if (lfw_buf_reserve(b, n) != 0)
+    return -1;
+  if (n > 0)
+    memcpy(b->data + b->len, p, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+  return 0;
+}
+
+int lfw_buf_puts(lfw_buf *b, const char *s) {
+  return lfw_buf_append(b, s, strlen(s));
+}
+
+int lfw_buf_printf(lfw_buf *b, const char *fmt, ...) {
+  char small[256];
+  va_list ap;
+  int n;
+
+  va_start(ap, fmt);
+  n = vsnprintf(small, sizeof small, fmt, ap);
+  va_end(ap);
+  if (n < 0) {
+    b->overflow = true;
+    return -1;
+  }
+  if ((size_t)n < sizeof small)
+    return lfw_buf_append(b, small, (size_t)n);
+  if (lfw_buf_reserve(b, (size_t)n) != 0)
+    return -1;
+  va_start(ap, fmt);
+  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+  return 0;
+}
+
+int lfw_json_string(lfw_buf *b, const char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  size_t i;
+  size_t run = 0; /* Start of the pending run of bytes that need no escape. */
+  int rc = 0;
+
+  /* Worst case every byte becomes \u00XX; reserving the common case (no
+   * escapes) up front keeps this to one growth at most. */
+  if (lfw_buf_reserve(b, n + 2) != 0)
+    return -1;
+  rc |= lfw_buf_append(b, "\"", 1);
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    char esc[6];
+    size_t elen = 0;
+
+    if (c == '"' || c == '\\') {
+      esc[0] = '\\';
+      esc[1] = (char)c;
+      elen = 2;
+    } else if (c < 0x20 || c == 0x7f) {
+      esc[0] = '\\';
+      esc[1] = 'u';
+      esc[2] = '0';
+      esc[3] = '0';
+      esc[4] = hex[c >> 4];
+      esc[5] = hex[c & 15];
+      elen = 6;
+    } else {
+      continue;
+    }
+    rc |= lfw_buf_append(b, s + run, i - run);
+    rc |= lfw_buf_append(b, esc, elen);
+    run = i + 1;
+  }
+  rc |= lfw_buf_append(b, s + run, n - run);
+  rc |= lfw_buf_append(b, "\"", 1);
+  return rc == 0 ? 0 : -1;
+}
+
+int lfw_json_cstring(lfw_buf *b, const char *s) {
+  return lfw_json_string(b, s, strlen(s));
+}
+
+size_t lfw_utf8_prefix(const char *s, size_t n, size_t max_runes, size_t max_bytes) {
+  size_t i = 0;
+  size_t runes = 0;
+
+  while (i < n && runes < max_runes) {
+    unsigned char c = (unsigned char)s[i];
+    size_t clen = 1;
+
+    if (c >= 0xf0)
+      clen = 4;
+    else if (c >= 0xe0)
+      clen = 3;
+    else if (c >= 0xc0)
+      clen = 2;
+    /* A truncated sequence at the end counts as the end of the string. */
+    if (i + clen > n || i + clen > max_bytes)
+      break;
+    i += clen;
+    runes++;
+  }
+  return i;
+}

@@ -1,0 +1,468 @@
+/*
+ * config.c: flags, their defaults and their help text, from one table.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *lfw_mode_name(lfw_mode mode) {
+  switch (mode) {
+  case LFW_MODE_WARN:
+    return "warn";
+  case LFW_MODE_DRY_RUN:
+    return "dry-run";
+  default:
+    return "deny";
+  }
+}
+
+typedef enum flag_id {
+  F_HELP,
+  F_VERSION,
+  F_BIND,
+  F_PORT,
+  F_PATH,
+  F_CERT,
+  F_KEY,
+  F_CLIENT_CA,
+  F_TLS_MIN,
+  F_MAX_BYTES,
+  F_MAX_CONN,
+  F_IDLE,
+  F_THREADS,
+  F_SHUTDOWN,
+  F_HEALTH_BIND,
+  F_HEALTH_PORT,
+  F_LOG_LEVEL,
+  F_V,
+  F_MODE,
+  F_LEASE_SOURCE,
+  F_LEASE_TIMEOUT,
+  F_CERT_POLL,
+  F_IDENTITY,
+  F_SKEW,
+  F_UNAVAILABLE,
+  F_EXEMPT_USER,
+  F_EXEMPT_GROUP,
+} flag_id;
+
+typedef struct flag {
+  flag_id id;
+  const char *name;  /* Without the leading dashes. */
+  const char *value; /* Placeholder in --help, NULL for flags without a value. */
+  const char *def;   /* Default shown in --help, NULL for none. */
+  const char *help;
+} flag;
+
+static const flag flags[] = {
+    {F_BIND, "bind-address", "ADDR", "0.0.0.0", "address to serve HTTPS on (IPv4 or IPv6)"},
+    {F_PORT, "port", "PORT", "8443", "HTTPS port"},
+    {F_PATH, "path", "PATH", "/validate", "path that receives AdmissionReviews"},
+    {F_CERT, "tls-cert-file", "FILE", NULL,
+     "serving certificate (PEM, leaf first); reloaded when it changes on disk (required)"},
+    {F_KEY, "tls-private-key-file", "FILE", NULL,
+     "private key of the serving certificate (PEM) (required)"},
+    {F_CLIENT_CA, "client-ca-file", "FILE", NULL,
+     "CA bundle (PEM); when set, every client must present a certificate it signed"},
+    {F_TLS_MIN, "tls-min-version", "1.2|1.3", "1.2", "lowest TLS version accepted"},
+    {F_MAX_BYTES, "max-request-bytes", "BYTES", "7Mi", "largest request body accepted (413 above)"},
+    {F_MAX_CONN, "max-connections", "N", "1024", "most connections open at once"},
+    {F_IDLE, "idle-timeout", "DURATION", "120s",
+     "close a connection idle this long (keep above the API server's 90s)"},
+    {F_THREADS, "threads", "N", "0", "server threads; 0 means one per online CPU"},
+    {F_SHUTDOWN, "shutdown-timeout", "DURATION", "10s",
+     "on SIGTERM/SIGINT, wait this long for requests in flight"},
+    {F_HEALTH_BIND, "health-bind-address", "ADDR", "0.0.0.0",
+     "address of the plain-HTTP /healthz, /readyz and /metrics"},
+    {F_HEALTH_PORT, "health-port", "PORT", "8081", "port of /healthz, /readyz and /metrics"},
+    {F_LOG_LEVEL, "log-level", "LEVEL", "1",
+     "0|error, 1|info (denials), 2|debug (also every allowed review)"},
+    {F_V, "v", "LEVEL", NULL, "same as --log-level"},
+    {F_MODE, "mode", "deny|warn|dry-run", "deny",
+     "deny: answer as decided; warn: admit with a warning; dry-run: admit, only log and count"},
+    {F_LEASE_SOURCE, "lease-source", "SOURCE", NULL,
+     "where Leases are read: file:DIR reads DIR/<namespace>/<name>.json on every lookup "
+     "(required)"},
+    {F_LEASE_TIMEOUT, "lease-timeout", "DURATION", "1s", "deadline of one Lease lookup"},
+    {F_CERT_POLL, "cert-poll-interval", "DURATION", "1s",
+     "how often the certificate files are checked for a change"},
+    {F_IDENTITY, "identity-binding", "off|when-present|required", "when-present",
+     "check the requester's pod against the Lease holder"},
+    {F_SKEW, "clock-skew-tolerance", "DURATION", "2s",
+     "clock skew tolerated between Lease holders and the webhook"},
+    {F_UNAVAILABLE, "on-lease-unavailable", "deny|admit", "deny",
+     "answer when the guarding Lease cannot be read (admit adds a warning)"},
+    {F_EXEMPT_USER, "exempt-user", "NAME", NULL,
+     "user admitted without a stamp; repeatable; replaces the built-in list"},
+    {F_EXEMPT_GROUP, "exempt-group", "NAME", NULL,
+     "group admitted without a stamp; repeatable; replaces the built-in list"},
+    {F_HELP, "help", NULL, NULL, "print this help and exit"},
+    {F_VERSION, "version", NULL, NULL, "print the version and exit"},
+};
+#define N_FLAGS (sizeof flags / sizeof flags[0])
+
+static void print_help(FILE *out, const char *prog) {
+  size_t i;
+
+  fprintf(out,
+          "Usage: %s --tls-cert-file FILE --tls-private-key-file FILE --lease-source file:DIR "
+          "[flags]\n\n"
+          "leasefence validating admission webhook: denies writes to protected objects from\n"
+          "stale leader-election ex-leaders (docs/protocol.md).\n\nFlags:\n",
+          prog);
+  for (i = 0; i < N_FLAGS; i++) {
+    char left[64];
+
+    if (flags[i].value != NULL)
+      snprintf(left, sizeof left, "%s%s %s", strlen(flags[i].name) == 1 ? "-" : "--",
+               flags[i].name, flags[i].value);
+    else
+      snprintf(left, sizeof left, "--%s", flags[i].name);
+    fprintf(out, "  %-44s %s", left, flags[i].help);
+    if (flags[i].def != NULL)
+      fprintf(out, " (default %s)", flags[i].def);
+    fputc('\n', out);
+  }
+  fprintf(out, "\nWithout --exempt-user/--exempt-group the exempt requesters are the built-in\n"
+               "controllers that must always write (garbage collector, namespace controller,\n"
+               "kube-controller-manager).\n");
+}
+
+static int fail(char *err, size_t err_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t err_size, const char *fmt, ...) {
+  va_list ap;
+
+  va_start(ap, fmt);
+  vsnprintf(err, err_size, fmt, ap);
+  va_end(ap);
+  return LFW_CONFIG_ERROR;
+}
+
+int lfw_parse_duration(const char *text, int64_t *out_us) {
+  const char *p = text;
+  int64_t total = 0;
+
+  if (*p == '\0')
+    return -1;
+  if (strcmp(p, "0") == 0) {
+    *out_us = 0;
+    return 0;
+  }
+  while (*p != '\0') {
+    char *end = NULL;
+    double v;
+    double unit;
+
+    if (*p < '0' || *p > '9')
+      return -1;
+    errno = 0;
+    v = strtod(p, &end);
+    if (errno != 0 || end == p)
+      return -1;
+    p = end;
+    if (strncmp(p, "ns", 2) == 0) {
+      unit = 1e-3;
+      p += 2;
+    } else if (strncmp(p, "us", 2) == 0) {
+      unit = 1;
+      p += 2;
+    } else if (strncmp(p, "ms", 2) == 0) {
+      unit = 1e3;
+      p += 2;
+    } else if (*p == 's') {
+      unit = 1e6;
+      p += 1;
+    } else if (*p == 'm') {
+      unit = 60e6;
+      p += 1;
+    } else if (*p == 'h') {
+      unit = 3600e6;
+      p += 1;
+    } else {
+      return -1; /* A unit is required, as in Go. */
+    }
+    if (v * unit > 1e15)
+      return -1;
+    total += (int64_t)(v * unit);
+  }
+  *out_us = total;
+  return 0;
+}
+
+static int parse_uint(const char *text, unsigned long long max, unsigned long long *out) {
+  char *end = NULL;
+  unsigned long long v;
+
+  if (text[0] < '0' || text[0] > '9')
+    return -1;
+  errno = 0;
+  v = strtoull(text, &end, 10);
+  if (errno != 0 || *end != '\0' || v > max)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+static int parse_size(const char *text, size_t *out) {
+  char *end = NULL;
+  unsigned long long v;
+  unsigned long long mult = 1;
+
+  if (text[0] < '0' || text[0] > '9')
+    return -1;
+  errno = 0;
+  v = strtoull(text, &end, 10);
+  if (errno != 0)
+    return -1;
+  if (strcmp(end, "Ki") == 0)
+    mult = 1ULL << 10;
+  else if (strcmp(end, "Mi") == 0)
+    mult = 1ULL << 20;
+  else if (strcmp(end, "Gi") == 0)
+    mult = 1ULL << 30;
+  else if (*end != '\0')
+    return -1;
+  if (v > (1ULL << 40) / mult)
+    return -1;
+  *out = (size_t)(v * mult);
+  return 0;
+}
+
+static int set_flag(lfw_config *cfg, const flag *f, const char *val, char *err, size_t err_size) {
+  unsigned long long n;
+  int64_t us;
+
+  switch (f->id) {
+  case F_BIND:
+    cfg->bind_address = val;
+    break;
+  case F_HEALTH_BIND:
+    cfg->health_bind_address = val;
+    break;
+  case F_PORT:
+  case F_HEALTH_PORT:
+    if (parse_uint(val, 65535, &n) != 0 || n == 0)
+      return fail(err, err_size, "--%s: \"%s\" is not a port (1-65535)", f->name, val);
+    if (f->id == F_PORT)
+      cfg->port = (unsigned)n;
+    else
+      cfg->health_port = (unsigned)n;
+    break;
+  case F_PATH:
+    if (val[0] != '/')
+      return fail(err, err_size, "--path: \"%s\" must start with /", val);
+    cfg->path = val;
+    break;
+  case F_CERT:
+    cfg->cert_file = val;
+    break;
+  case F_KEY:
+    cfg->key_file = val;
+    break;
+  case F_CLIENT_CA:
+    cfg->client_ca_file = val;
+    break;
+  case F_TLS_MIN:
+    if (strcmp(val, "1.2") == 0 || strcmp(val, "VersionTLS12") == 0)
+      cfg->tls_min = 12;
+    else if (strcmp(val, "1.3") == 0 || strcmp(val, "VersionTLS13") == 0)
+      cfg->tls_min = 13;
+    else
+      return fail(err, err_size, "--tls-min-version: \"%s\" is not 1.2 or 1.3", val);
+    break;
+  case F_MAX_BYTES:
+    if (parse_size(val, &cfg->max_request_bytes) != 0 || cfg->max_request_bytes == 0)
+      return fail(err, err_size,
+                  "--max-request-bytes: \"%s\" is not a size (bytes, or with Ki/Mi/Gi)", val);
+    break;
+  case F_MAX_CONN:
+    if (parse_uint(val, 1000000, &n) != 0 || n == 0)
+      return fail(err, err_size, "--max-connections: \"%s\" is not a count (1-1000000)", val);
+    cfg->max_connections = (unsigned)n;
+    break;
+  case F_THREADS:
+    if (parse_uint(val, 1024, &n) != 0)
+      return fail(err, err_size, "--threads: \"%s\" is not a count (0-1024)", val);
+    cfg->threads = (unsigned)n;
+    break;
+  case F_IDLE:
+    if (lfw_parse_duration(val, &us) != 0 || us < 1000000)
+      return fail(err, err_size, "--idle-timeout: \"%s\" is not a duration of at least 1s", val);
+    cfg->idle_timeout_s = (unsigned)(us / 1000000);
+    break;
+  case F_SHUTDOWN:
+  case F_LEASE_TIMEOUT:
+  case F_CERT_POLL:
+  case F_SKEW:
+    if (lfw_parse_duration(val, &us) != 0)
+      return fail(err, err_size, "--%s: \"%s\" is not a duration (like 2s, 500ms, 1m30s)",
+                  f->name, val);
+    if (f->id == F_SHUTDOWN) {
+      cfg->shutdown_timeout_us = us;
+    } else if (f->id == F_LEASE_TIMEOUT) {
+      if (us <= 0)
+        return fail(err, err_size, "--lease-timeout: must be more than 0");
+      cfg->lease_timeout_us = us;
+    } else if (f->id == F_CERT_POLL) {
+      if (us < 10000)
+        return fail(err, err_size, "--cert-poll-interval: must be at least 10ms");
+      cfg->cert_poll_us = us;
+    } else {
+      cfg->policy.skew_us = us;
+    }
+    break;
+  case F_LOG_LEVEL:
+  case F_V:
+    if (strcmp(val, "error") == 0)
+      cfg->log_level = 0;
+    else if (strcmp(val, "info") == 0)
+      cfg->log_level = 1;
+    else if (strcmp(val, "debug") == 0)
+      cfg->log_level = 2;
+    else if (parse_uint(val, 10, &n) == 0)
+      cfg->log_level = (int)n;
+    else
+      return fail(err, err_size, "--%s: \"%s\" is not a level (0-10, error, info, debug)",
+                  f->name, val);
+    break;
+  case F_MODE:
+    if (strcmp(val, "deny") == 0)
+      cfg->mode = LFW_MODE_DENY;
+    else if (strcmp(val, "warn") == 0)
+      cfg->mode = LFW_MODE_WARN;
+    else if (strcmp(val, "dry-run") == 0)
+      cfg->mode = LFW_MODE_DRY_RUN;
+    else
+      return fail(err, err_size, "--mode: \"%s\" is not deny, warn or dry-run", val);
+    break;
+  case F_LEASE_SOURCE:
+    cfg->lease_source = val;
+    break;
+  case F_IDENTITY:
+    if (strcmp(val, "off") == 0)
+      cfg->policy.identity = LF_IDENTITY_OFF;
+    else if (strcmp(val, "when-present") == 0)
+      cfg->policy.identity = LF_IDENTITY_WHEN_PRESENT;
+    else if (strcmp(val, "required") == 0)
+      cfg->policy.identity = LF_IDENTITY_REQUIRED;
+    else
+      return fail(err, err_size,
+                  "--identity-binding: \"%s\" is not off, when-present or required", val);
+    break;
+  case F_UNAVAILABLE:
+    if (strcmp(val, "deny") == 0)
+      cfg->policy.admit_when_unavailable = false;
+    else if (strcmp(val, "admit") == 0)
+      cfg->policy.admit_when_unavailable = true;
+    else
+      return fail(err, err_size, "--on-lease-unavailable: \"%s\" is not deny or admit", val);
+    break;
+  case F_EXEMPT_USER:
+  case F_EXEMPT_GROUP: {
+    const char **arr = f->id == F_EXEMPT_USER ? cfg->exempt_users : cfg->exempt_groups;
+    size_t *n_arr = f->id == F_EXEMPT_USER ? &cfg->n_exempt_users : &cfg->n_exempt_groups;
+
+    if (val[0] == '\0')
+      return fail(err, err_size, "--%s: the name is empty", f->name);
+    if (*n_arr >= LFW_EXEMPT_MAX)
+      return fail(err, err_size, "--%s: more than %d given", f->name, LFW_EXEMPT_MAX);
+    arr[(*n_arr)++] = val;
+    break;
+  }
+  case F_HELP:
+  case F_VERSION:
+    break;
+  }
+  return LFW_CONFIG_RUN;
+}
+
+static void set_defaults(lfw_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->bind_address = "0.0.0.0";
+  cfg->port = 8443;
+  cfg->path = "/validate";
+  cfg->tls_min = 12;
+  cfg->max_request_bytes = LF_REVIEW_JSON_MAX;
+  cfg->max_connections = 1024;
+  cfg->idle_timeout_s = 120;
+  cfg->shutdown_timeout_us = 10 * 1000000;
+  cfg->health_bind_address = "0.0.0.0";
+  cfg->health_port = 8081;
+  cfg->log_level = 1;
+  cfg->mode = LFW_MODE_DENY;
+  cfg->lease_timeout_us = 1000000;
+  cfg->cert_poll_us = 1000000;
+  lf_policy_init(&cfg->policy);
+}
+
+int lfw_config_parse(int argc, char **argv, lfw_config *cfg, FILE *out, char *err,
+                     size_t err_size) {
+  int i;
+  int rc;
+
+  set_defaults(cfg);
+  for (i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    const char *name;
+    const char *eq;
+    const char *val = NULL;
+    size_t name_len;
+    const flag *f = NULL;
+    size_t k;
+
+    if (arg[0] != '-' || arg[1] == '\0')
+      return fail(err, err_size, "unexpected argument \"%s\" (flags start with --)", arg);
+    name = arg[1] == '-' ? arg + 2 : arg + 1;
+    eq = strchr(name, '=');
+    name_len = eq != NULL ? (size_t)(eq - name) : strlen(name);
+    /* -v2 is accepted as well as -v 2 and -v=2, as klog does. */
+    if (arg[1] != '-' && name[0] == 'v' && name_len > 1 && name[1] >= '0' && name[1] <= '9') {
+      name_len = 1;
+      val = name + 1;
+    }
+    for (k = 0; k < N_FLAGS; k++)
+      if (strlen(flags[k].name) == name_len && strncmp(flags[k].name, name, name_len) == 0)
+        f = &flags[k];
+    if (f == NULL)
+      return fail(err, err_size, "unknown flag \"%s\" (see --help)", arg);
+    if (f->id == F_HELP) {
+      print_help(out, argv[0]);
+      return LFW_CONFIG_EXIT;
+    }
+    if (f->id == F_VERSION) {
+      fprintf(out, "leasefence-webhook %s\n", LFW_VERSION);
+      return LFW_CONFIG_EXIT;
+    }
+    if (val == NULL && eq != NULL)
+      val = eq + 1;
+    if (val == NULL) {
+      if (i + 1 >= argc)
+        return fail(err, err_size, "flag --%s needs a value", f->name);
+      val = argv[++i];
+    }
+    rc = set_flag(cfg, f, val, err, err_size);
+    if (rc != LFW_CONFIG_RUN)
+      return rc;
+  }
+  if (cfg->cert_file == NULL || cfg->key_file == NULL)
+    return fail(err, err_size, "--tls-cert-file and --tls-private-key-file are required");
+  if (cfg->lease_source == NULL)
+    return fail(err, err_size, "--lease-source is required (file:DIR)");
+  if (cfg->health_port == cfg->port &&
+      strcmp(cfg->health_bind_address, cfg->bind_address) == 0)
+    return fail(err, err_size, "--health-port must differ from --port");
+  if (cfg->n_exempt_users > 0 || cfg->n_exempt_groups > 0) {
+    cfg->policy.exempt_users = cfg->exempt_users;
+    cfg->policy.n_exempt_users = cfg->n_exempt_users;
+    cfg->policy.exempt_groups = cfg->exempt_groups;
+    cfg->policy.n_exempt_groups = cfg->n_exempt_groups;
+  }
+  return LFW_CONFIG_RUN;
+}

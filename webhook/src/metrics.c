@@ -1,0 +1,131 @@
+/*
+ * metrics.c: counters, one histogram and gauges, rendered on demand.
+ */
+#include "metrics.h"
+
+#include <stdatomic.h>
+
+static const char *const op_names[LFW_OP_COUNT] = {"unknown", "CREATE", "UPDATE", "DELETE",
+                                                   "CONNECT"};
+static const char *const decision_names[LFW_D_COUNT] = {"allowed", "denied", "warned",
+                                                        "dry_run", "error"};
+
+/* Upper bounds of the duration histogram, in microseconds. The webhook
+ * answers in tens of microseconds; the API server's timeout is seconds. */
+static const int64_t bucket_us[] = {50,    100,   250,    500,    1000,   2500,   5000,
+                                    10000, 25000, 50000, 100000, 250000, 1000000};
+#define N_BUCKETS (sizeof bucket_us / sizeof bucket_us[0])
+
+static atomic_uint_fast64_t requests[LFW_OP_COUNT][LFW_D_COUNT][LFW_R_TOTAL];
+static atomic_uint_fast64_t hist[N_BUCKETS + 1]; /* Last: above every bound. */
+static atomic_uint_fast64_t hist_sum_us;
+static atomic_int_fast64_t inflight;
+static atomic_uint_fast64_t reloads[2]; /* [0] failure, [1] success */
+
+const char *lfw_reason_label(int reason) {
+  switch (reason) {
+  case LFW_R_INVALID_REVIEW:
+    return "InvalidReview";
+  case LFW_R_TOO_LARGE:
+    return "RequestTooLarge";
+  case LFW_R_UNSUPPORTED_MEDIA_TYPE:
+    return "UnsupportedMediaType";
+  default:
+    if (reason >= 0 && reason < LF_R_COUNT)
+      return lf_reason_name((lf_reason)reason);
+    return "Unknown";
+  }
+}
+
+void lfw_metrics_request(int op, lfw_decision_label decision, int reason, int64_t duration_us) {
+  size_t b = 0;
+
+  if (op < 0 || op >= LFW_OP_COUNT)
+    op = LFW_OP_UNKNOWN;
+  if (reason < 0 || reason >= LFW_R_TOTAL)
+    reason = LFW_R_INVALID_REVIEW;
+  if ((int)decision < 0 || decision >= LFW_D_COUNT)
+    decision = LFW_D_ERROR;
+  atomic_fetch_add_explicit(&requests[op][decision][reason], 1, memory_order_relaxed);
+  if (duration_us < 0)
+    duration_us = 0;
+  while (b < N_BUCKETS && duration_us > bucket_us[b])
+    b++;
+  atomic_fetch_add_explicit(&hist[b], 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&hist_sum_us, (uint_fast64_t)duration_us, memory_order_relaxed);
+}
+
+void lfw_metrics_inflight_add(int delta) {
+  atomic_fetch_add_explicit(&inflight, delta, memory_order_relaxed);
+}
+
+int64_t lfw_metrics_inflight(void) {
+  return (int64_t)atomic_load_explicit(&inflight, memory_order_relaxed);
+}
+
+void lfw_metrics_cert_reload(bool ok) {
+  atomic_fetch_add_explicit(&reloads[ok ? 1 : 0], 1, memory_order_relaxed);
+}
+
+int lfw_metrics_render(lfw_buf *out) {
+  uint64_t cum = 0;
+  size_t b;
+  int op;
+  int d;
+  int r;
+
+  lfw_buf_puts(out, "# HELP leasefence_requests_total AdmissionReviews answered, by "
+                    "operation, decision and reason.\n"
+                    "# TYPE leasefence_requests_total counter\n");
+  for (op = 0; op < LFW_OP_COUNT; op++)
+    for (d = 0; d < LFW_D_COUNT; d++)
+      for (r = 0; r < LFW_R_TOTAL; r++) {
+        uint64_t v = atomic_load_explicit(&requests[op][d][r], memory_order_relaxed);
+
+        /* Series that never happened are left out to keep the page short. */
+        if (v == 0)
+          continue;
+        lfw_buf_printf(out,
+                       "leasefence_requests_total{operation=\"%s\",decision=\"%s\","
+                       "reason=\"%s\"} %llu\n",
+                       op_names[op], decision_names[d], lfw_reason_label(r),
+                       (unsigned long long)v);
+      }
+
+  lfw_buf_puts(out, "# HELP leasefence_request_duration_seconds Time from a review's first "
+                    "byte being handed to the webhook to its answer.\n"
+                    "# TYPE leasefence_request_duration_seconds histogram\n");
+  for (b = 0; b <= N_BUCKETS; b++) {
+    cum += atomic_load_explicit(&hist[b], memory_order_relaxed);
+    if (b < N_BUCKETS)
+      lfw_buf_printf(out, "leasefence_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                     (double)bucket_us[b] / 1e6, (unsigned long long)cum);
+    else
+      lfw_buf_printf(out, "leasefence_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+                     (unsigned long long)cum);
+  }
+  lfw_buf_printf(out, "leasefence_request_duration_seconds_sum %.6f\n",
+                 (double)atomic_load_explicit(&hist_sum_us, memory_order_relaxed) / 1e6);
+  lfw_buf_printf(out, "leasefence_request_duration_seconds_count %llu\n",
+                 (unsigned long long)cum);
+
+  lfw_buf_printf(out,
+                 "# HELP leasefence_inflight_requests Requests being handled now.\n"
+                 "# TYPE leasefence_inflight_requests gauge\n"
+                 "leasefence_inflight_requests %lld\n",
+                 (long long)lfw_metrics_inflight());
+  lfw_buf_printf(out,
+                 "# HELP leasefence_certificate_reloads_total Serving certificate reloads "
+                 "after a change on disk, by result.\n"
+                 "# TYPE leasefence_certificate_reloads_total counter\n"
+                 "leasefence_certificate_reloads_total{result=\"success\"} %llu\n"
+                 "leasefence_certificate_reloads_total{result=\"failure\"} %llu\n",
+                 (unsigned long long)atomic_load_explicit(&reloads[1], memory_order_relaxed),
+                 (unsigned long long)atomic_load_explicit(&reloads[0], memory_order_relaxed));
+  lfw_buf_printf(out,
+                 "# HELP leasefence_build_info The webhook's version.\n"
+                 "# TYPE leasefence_build_info gauge\n"
+                 "leasefence_build_info{version=\"%s\"} 1\n",
+                 LFW_VERSION);
+  return out->overflow ? -1 : 0;
+}

@@ -1,0 +1,52 @@
+/*
+ * metrics.h: the webhook's Prometheus metrics.
+ *
+ * Every counter is a relaxed atomic in a fixed array indexed by label values,
+ * so the hot path costs a few atomic adds and never allocates or locks.
+ * Rendering walks the arrays and writes the text exposition format (0.0.4).
+ */
+#ifndef LFW_METRICS_H
+#define LFW_METRICS_H
+
+#include "buf.h"
+
+#include <leasefence/fencing.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* operation label: the request's operation, or "unknown" before it is read. */
+enum {
+  LFW_OP_UNKNOWN = 0, /* lf_operation values 1..4 map to themselves. */
+  LFW_OP_COUNT = 5,
+};
+
+/* decision label: what the webhook answered. */
+typedef enum lfw_decision_label {
+  LFW_D_ALLOWED = 0, /* Admitted by the fencing decision. */
+  LFW_D_DENIED,      /* Denied (mode deny). */
+  LFW_D_WARNED,      /* Fencing denied it; admitted with a warning (mode warn). */
+  LFW_D_DRY_RUN,     /* Fencing denied it; admitted silently (mode dry-run). */
+  LFW_D_ERROR,       /* The request was not a usable AdmissionReview. */
+  LFW_D_COUNT
+} lfw_decision_label;
+
+/* reason label: the lf_reason names, then the webhook's own. */
+enum {
+  LFW_R_INVALID_REVIEW = LF_R_COUNT, /* Bad JSON, wrong version, bad field. */
+  LFW_R_TOO_LARGE,                   /* Body over --max-request-bytes. */
+  LFW_R_UNSUPPORTED_MEDIA_TYPE,      /* Not application/json. */
+  LFW_R_TOTAL
+};
+
+void lfw_metrics_request(int op, lfw_decision_label decision, int reason, int64_t duration_us);
+void lfw_metrics_inflight_add(int delta);
+int64_t lfw_metrics_inflight(void);
+void lfw_metrics_cert_reload(bool ok);
+
+/* Appends the whole exposition to `out`. 0, or -1 if `out` overflowed. */
+int lfw_metrics_render(lfw_buf *out);
+
+/* Name of a reason label value (lf_reason_name for the library's). */
+const char *lfw_reason_label(int reason);
+
+#endif /* LFW_METRICS_H */

@@ -1,0 +1,308 @@
+/*
+ * review.c: AdmissionReview in, lf_request, decision, AdmissionReview out.
+ *
+ * The response is written by hand into a reusable buffer rather than built as
+ * a jansson tree: it has a fixed shape, and this keeps the hot path to the
+ * allocations of parsing the request.
+ */
+#include "review.h"
+
+#include "log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#define REVIEW_API_VERSION "admission.k8s.io/v1"
+#define REVIEW_KIND "AdmissionReview"
+
+static const char *op_name(lf_operation op) {
+  switch (op) {
+  case LF_OP_CREATE:
+    return "CREATE";
+  case LF_OP_UPDATE:
+    return "UPDATE";
+  case LF_OP_DELETE:
+    return "DELETE";
+  case LF_OP_CONNECT:
+    return "CONNECT";
+  }
+  return "unknown";
+}
+
+/* A plain-text 400 for a body that is not a usable v1 AdmissionReview and
+ * whose uid could not be read: the API server cannot match an answer to its
+ * request without the uid, so an AdmissionReview would be no better. */
+static void answer_text_400(lfw_buf *out, lfw_review_result *res, const char *msg) {
+  lfw_buf_reset(out);
+  lfw_buf_puts(out, "leasefence: ");
+  lfw_buf_puts(out, msg);
+  lfw_buf_puts(out, "\n");
+  res->http_status = 400;
+  res->json = false;
+  res->decision = LFW_D_ERROR;
+  res->reason = LFW_R_INVALID_REVIEW;
+  res->allowed = false;
+  lfw_log_json(LFW_LOG_INFO, "invalid review", json_pack("{s:s}", "error", msg));
+}
+
+static void begin_response(lfw_buf *out, const char *uid, bool allowed) {
+  lfw_buf_reset(out);
+  lfw_buf_puts(out, "{\"apiVersion\":\"" REVIEW_API_VERSION "\",\"kind\":\"" REVIEW_KIND
+                    "\",\"response\":{\"uid\":");
+  lfw_json_cstring(out, uid);
+  lfw_buf_puts(out, allowed ? ",\"allowed\":true" : ",\"allowed\":false");
+}
+
+static void put_status(lfw_buf *out, int code, const char *reason, const char *msg) {
+  lfw_buf_printf(out, ",\"status\":{\"metadata\":{},\"status\":\"Failure\",\"code\":%d,\"reason\":",
+                 code);
+  lfw_json_cstring(out, reason);
+  lfw_buf_puts(out, ",\"message\":");
+  lfw_json_cstring(out, msg);
+  lfw_buf_puts(out, "}");
+}
+
+/* An AdmissionReview denying with code 400: the body was readable far enough
+ * to find the uid, but something in it is wrong. */
+static void answer_review_400(lfw_buf *out, lfw_review_result *res, const char *uid,
+                              const char *msg) {
+  char text[LF_ERROR_TEXT_MAX + 64];
+
+  snprintf(text, sizeof text, "leasefence: malformed AdmissionReview: %s", msg);
+  begin_response(out, uid, false);
+  put_status(out, 400, "BadRequest", text);
+  lfw_buf_puts(out, "}}");
+  res->http_status = 200;
+  res->json = true;
+  res->decision = LFW_D_ERROR;
+  res->reason = LFW_R_INVALID_REVIEW;
+  res->allowed = false;
+  lfw_log_json(LFW_LOG_INFO, "invalid review", json_pack("{s:s,s:s}", "uid", uid, "error", msg));
+}
+
+/* Writes one warning, cut to what the API server accepts, with control
+ * characters replaced so it stays a valid HTTP header value there. */
+static void put_warning(lfw_buf *out, const char *prefix, const char *msg) {
+  char text[LFW_WARNINGS_BYTES_MAX];
+  size_t n;
+  size_t i;
+
+  snprintf(text, sizeof text, "%s%s", prefix, msg);
+  n = lfw_utf8_prefix(text, strlen(text), LFW_WARNING_RUNES_MAX, sizeof text - 1);
+  for (i = 0; i < n; i++)
+    if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f)
+      text[i] = ' ';
+  lfw_buf_puts(out, ",\"warnings\":[");
+  lfw_json_string(out, text, n);
+  lfw_buf_puts(out, "]");
+}
+
+static void put_annotation(lfw_buf *out, bool *first, const char *key, const char *value) {
+  lfw_buf_puts(out, *first ? "{" : ",");
+  *first = false;
+  lfw_json_cstring(out, key);
+  lfw_buf_puts(out, ":");
+  lfw_json_cstring(out, value);
+}
+
+/* Reads the guarding Lease into `view`. `lease` and `cause` back the view. */
+static void lookup(const lfw_review_env *env, const lf_lease_ref *ref, unsigned flags,
+                   lf_lease *lease, char *cause, size_t cause_size, lf_lease_view *view) {
+  lf_error err;
+  int rc;
+
+  memset(view, 0, sizeof *view);
+  if (env->source == NULL || env->source->get == NULL) {
+    view->status = LF_LEASE_UNAVAILABLE;
+    snprintf(cause, cause_size, "no Lease source is configured");
+    view->cause = cause;
+    return;
+  }
+  memset(&err, 0, sizeof err);
+  rc = env->source->get(env->source->ctx, ref, flags, lfw_monotonic_us() + env->lease_timeout_us,
+                        lease, &err);
+  if (rc == LF_OK) {
+    view->status = LF_LEASE_OK;
+    view->lease = lease;
+  } else if (rc == LF_ENOTFOUND) {
+    view->status = LF_LEASE_NOT_FOUND;
+  } else {
+    view->status = LF_LEASE_UNAVAILABLE;
+    snprintf(cause, cause_size, "%s", err.text[0] != '\0' ? err.text : "unknown error");
+    view->cause = cause;
+  }
+}
+
+static void log_decision(const lfw_review_env *env, const lf_request *req,
+                         const lf_decision *dec, const lfw_review_result *res) {
+  int level = dec->allowed ? LFW_LOG_DEBUG : LFW_LOG_INFO;
+  char resource[512];
+  char lease[LF_NAMESPACE_MAX + LF_NAME_MAX + 2] = "";
+  json_t *f;
+
+  if (!lfw_log_enabled(level))
+    return;
+  snprintf(resource, sizeof resource, "%s%s%s%s%s", req->group, req->group[0] ? "/" : "",
+           req->resource, req->subresource[0] ? "/" : "", req->subresource);
+  if (dec->protected_)
+    snprintf(lease, sizeof lease, "%s/%s", dec->lease.ns, dec->lease.name);
+  f = json_object();
+  json_object_set_new(f, "uid", json_string(req->uid));
+  json_object_set_new(f, "operation", json_string(op_name(req->op)));
+  json_object_set_new(f, "resource", json_string(resource));
+  json_object_set_new(f, "namespace", json_string(req->ns));
+  json_object_set_new(f, "name", json_string(req->name));
+  json_object_set_new(f, "lease", json_string(lease));
+  json_object_set_new(f, "reason", json_string(lf_reason_name(dec->reason)));
+  json_object_set_new(f, "message", json_string(dec->message));
+  json_object_set_new(f, "allowed", json_boolean(res->allowed));
+  json_object_set_new(f, "dry_run", json_boolean(req->dry_run));
+  json_object_set_new(f, "mode", json_string(lfw_mode_name(env->mode)));
+  lfw_log_json(level, dec->allowed ? "allowed" : "denied", f);
+}
+
+void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, int64_t now_us,
+                       lfw_buf *out, lfw_review_result *res) {
+  json_error_t jerr;
+  json_t *root = NULL;
+  const json_t *request;
+  const json_t *juid = NULL;
+  const char *uid = NULL;
+  const char *s;
+  lf_request req;
+  lf_error err;
+  lf_decision dec;
+  lf_lease_ref ref;
+  lf_lease lease;
+  lf_lease_view view;
+  char cause[LF_ERROR_TEXT_MAX];
+  char msg[LF_ERROR_TEXT_MAX + 128];
+  char num[32];
+  bool have_view = false;
+  bool first = true;
+
+  memset(res, 0, sizeof *res);
+  res->op = LFW_OP_UNKNOWN;
+  if (len == 0) {
+    answer_text_400(out, res,
+                    "the request body is empty; expected an admission.k8s.io/v1 AdmissionReview");
+    goto out;
+  }
+  /* JSON_REJECT_DUPLICATES: a review with two "uid" or two "object" keys is
+   * ambiguous, and reading the first while the API server used the last
+   * would decide on the wrong data. jansson also rejects invalid UTF-8, NUL
+   * in strings, and nesting deeper than 2048. */
+  root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+  if (root == NULL) {
+    snprintf(msg, sizeof msg, "the body is not valid JSON (line %d, column %d): %s", jerr.line,
+             jerr.column, jerr.text);
+    answer_text_400(out, res, msg);
+    goto out;
+  }
+  if (!json_is_object(root)) {
+    answer_text_400(out, res,
+                    "the body is not a JSON object; expected an admission.k8s.io/v1 "
+                    "AdmissionReview");
+    goto out;
+  }
+  s = json_string_value(json_object_get(root, "apiVersion"));
+  if (s == NULL || strcmp(s, REVIEW_API_VERSION) != 0) {
+    snprintf(msg, sizeof msg,
+             "apiVersion is %s%.100s%s; this webhook serves only admission.k8s.io/v1 "
+             "AdmissionReview (set admissionReviewVersions: [\"v1\"] in the webhook "
+             "configuration)",
+             s != NULL ? "\"" : "", s != NULL ? s : "missing or not a string",
+             s != NULL ? "\"" : "");
+    answer_text_400(out, res, msg);
+    goto out;
+  }
+  s = json_string_value(json_object_get(root, "kind"));
+  if (s == NULL || strcmp(s, REVIEW_KIND) != 0) {
+    snprintf(msg, sizeof msg, "kind is %s%.100s%s; expected AdmissionReview",
+             s != NULL ? "\"" : "", s != NULL ? s : "missing or not a string",
+             s != NULL ? "\"" : "");
+    answer_text_400(out, res, msg);
+    goto out;
+  }
+  request = json_object_get(root, "request");
+  if (json_is_object(request))
+    juid = json_object_get(request, "uid");
+  if (json_is_string(juid) && json_string_length(juid) > 0 &&
+      strlen(json_string_value(juid)) == json_string_length(juid))
+    uid = json_string_value(juid);
+
+  memset(&err, 0, sizeof err);
+  if (lf_request_from_review(root, &req, &err) != LF_OK) {
+    if (uid != NULL)
+      answer_review_400(out, res, uid, err.text);
+    else
+      answer_text_400(out, res, err.text[0] != '\0' ? err.text : "malformed AdmissionReview");
+    goto out;
+  }
+  res->op = (req.op >= LF_OP_CREATE && req.op <= LF_OP_CONNECT) ? (int)req.op : LFW_OP_UNKNOWN;
+
+  memset(&dec, 0, sizeof dec);
+  if (lf_decide_needs_lease(&req, env->policy, &ref, &dec) == 1) {
+    lookup(env, &ref, 0, &lease, cause, sizeof cause, &view);
+    lf_decide(&req, &view, now_us, env->policy, &dec);
+    if (dec.retry_live) {
+      /* The stamp is newer than the Lease we read: a cached source may be
+       * behind. Read live once and decide again. */
+      lookup(env, &ref, LFW_LEASE_LIVE, &lease, cause, sizeof cause, &view);
+      lf_decide(&req, &view, now_us, env->policy, &dec);
+    }
+    have_view = true;
+  }
+
+  res->http_status = 200;
+  res->json = true;
+  res->reason = (int)dec.reason;
+  res->allowed = dec.allowed;
+  if (dec.allowed)
+    res->decision = LFW_D_ALLOWED;
+  else if (env->mode == LFW_MODE_WARN)
+    res->decision = LFW_D_WARNED;
+  else if (env->mode == LFW_MODE_DRY_RUN)
+    res->decision = LFW_D_DRY_RUN;
+  else
+    res->decision = LFW_D_DENIED;
+  if (res->decision == LFW_D_WARNED || res->decision == LFW_D_DRY_RUN)
+    res->allowed = true;
+
+  begin_response(out, req.uid, res->allowed);
+  if (!res->allowed)
+    put_status(out, 403, "Forbidden", dec.message);
+  if (res->decision == LFW_D_WARNED)
+    put_warning(out, "leasefence (warn mode, not enforced): ", dec.message);
+  else if (dec.reason == LF_R_ADMITTED_UNAVAILABLE)
+    put_warning(out, "", dec.message);
+
+  /* Audit annotation keys have no prefix: the API server prefixes each with
+   * the webhook's name ("<webhook>/reason"), and a key with a slash of its own
+   * would make that an invalid annotation key, which the API server drops. */
+  lfw_buf_puts(out, ",\"auditAnnotations\":");
+  put_annotation(out, &first, "reason", lf_reason_name(dec.reason));
+  if (res->decision == LFW_D_WARNED || res->decision == LFW_D_DRY_RUN)
+    put_annotation(out, &first, "not-enforced", lfw_mode_name(env->mode));
+  if (dec.protected_) {
+    snprintf(msg, sizeof msg, "%s/%s", dec.lease.ns, dec.lease.name);
+    put_annotation(out, &first, "lease", msg);
+  }
+  if (dec.has_presented) {
+    snprintf(num, sizeof num, "%" PRId32, dec.presented.term);
+    put_annotation(out, &first, "presented-term", num);
+    put_annotation(out, &first, "presented-lease-uid", dec.presented.lease_uid);
+    if (dec.presented.holder[0] != '\0')
+      put_annotation(out, &first, "presented-holder", dec.presented.holder);
+  }
+  if (have_view && view.status == LF_LEASE_OK) {
+    snprintf(num, sizeof num, "%" PRId32, lease.transitions);
+    put_annotation(out, &first, "lease-term", num);
+    put_annotation(out, &first, "lease-holder", lease.holder);
+  }
+  lfw_buf_puts(out, "}}}");
+  log_decision(env, &req, &dec, res);
+out:
+  json_decref(root);
+}
