@@ -49,6 +49,8 @@ typedef struct conn {
   bool in_request;
   bool responded; /* A response was queued before the body was read. */
   bool has_result;
+  bool too_big;     /* The body passed --max-request-bytes while arriving. */
+  size_t discarded; /* Bytes counted but not kept after that. */
   int64_t start_us;
   lfw_review_result result;
   lfw_buf body; /* Bounded by --max-request-bytes. */
@@ -134,6 +136,8 @@ static enum MHD_Result first_call(lfw_server *s, conn *k, struct MHD_Connection 
   k->in_request = true;
   k->responded = true; /* Until the checks below pass. */
   k->has_result = false;
+  k->too_big = false;
+  k->discarded = 0;
   k->start_us = lfw_monotonic_us();
   lfw_buf_reset(&k->body);
   lfw_metrics_inflight_add(1);
@@ -185,19 +189,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return first_call(s, k, c, url, method);
   }
   if (*upload_size > 0) {
-    if (!k->responded && lfw_buf_append(&k->body, upload_data, *upload_size) != 0) {
-      /* A body without Content-Length that grew past the limit: the bytes
-       * beyond it are counted, not kept. */
-      k->responded = true;
-      early_result(k, LFW_D_ERROR, LFW_R_TOO_LARGE);
+    if (k->too_big) {
+      /* A body without Content-Length passed the limit: the rest is counted,
+       * not kept, and answered with 413 once it ends (libmicrohttpd cannot
+       * answer in the middle of a chunked upload). A client that goes on
+       * sending far past the limit is cut off. */
+      k->discarded += *upload_size;
       *upload_size = 0;
-      return respond_text(s, c, MHD_HTTP_CONTENT_TOO_LARGE, MSG_TOO_LARGE);
+      return k->discarded > s->cfg->max_request_bytes ? MHD_NO : MHD_YES;
+    }
+    if (!k->responded && lfw_buf_append(&k->body, upload_data, *upload_size) != 0) {
+      k->too_big = true;
+      k->discarded = *upload_size;
+      lfw_buf_free(&k->body);
     }
     *upload_size = 0;
     return MHD_YES;
   }
   if (k->responded)
     return MHD_YES;
+  if (k->too_big) {
+    k->responded = true;
+    early_result(k, LFW_D_ERROR, LFW_R_TOO_LARGE);
+    return respond_text(s, c, MHD_HTTP_CONTENT_TOO_LARGE, MSG_TOO_LARGE);
+  }
   k->responded = true;
   lfw_review_handle(s->env, k->body.data != NULL ? k->body.data : "", k->body.len,
                     lfw_realtime_us(), &k->resp, &k->result);

@@ -1,0 +1,477 @@
+/*
+ * test_webhook_review.c: the review path (webhook/src/review.c) in process.
+ *
+ * Every case of tests/vectors/decisions.json goes through lfw_review_handle
+ * with its own Lease, policy and fixed "now", served by a stub Lease source,
+ * and the AdmissionReview that comes out is checked against the case. Then
+ * the enforcement modes, warnings, and malformed reviews.
+ */
+#include "whtest.h"
+
+#include "buf.h"
+#include "config.h"
+#include "lease_source.h"
+#include "log.h"
+#include "review.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The stub source answers from one vector case. */
+typedef struct stub {
+  const json_t *c;
+  int calls;
+  int live_calls;
+} stub;
+
+static int stub_get(void *ctx, const lf_lease_ref *ref, unsigned flags, int64_t deadline_us,
+                    lf_lease *out, lf_error *err) {
+  stub *s = ctx;
+  const char *status = json_string_value(json_object_get(s->c, "lease_status"));
+  const char *cause = json_string_value(json_object_get(s->c, "lease_cause"));
+
+  (void)ref;
+  (void)deadline_us;
+  s->calls++;
+  if (flags & LFW_LEASE_LIVE)
+    s->live_calls++;
+  if (strcmp(status, "not_found") == 0)
+    return LF_ENOTFOUND;
+  if (strcmp(status, "unavailable") == 0) {
+    err->code = LF_EIO;
+    snprintf(err->text, sizeof err->text, "%s", cause != NULL ? cause : "connection refused");
+    return LF_EIO;
+  }
+  assert_int_equal(lf_lease_from_json(json_object_get(s->c, "lease"), out, err), LF_OK);
+  return LF_OK;
+}
+
+static bool stub_ready(void *ctx, char *why, size_t why_size) {
+  (void)ctx;
+  (void)why;
+  (void)why_size;
+  return true;
+}
+
+typedef struct answer {
+  lfw_review_result res;
+  json_t *body; /* Parsed JSON answer, or NULL for text. */
+  char *text;
+} answer;
+
+static void answer_free(answer *a) {
+  json_decref(a->body);
+  free(a->text);
+  memset(a, 0, sizeof *a);
+}
+
+/* Runs one review body through the handler and checks the answer is well
+ * formed: valid JSON with the AdmissionReview shape, or plain text. */
+static void run(const lfw_review_env *env, const char *body, size_t len, int64_t now,
+                answer *a) {
+  lfw_buf out;
+  json_error_t jerr;
+
+  memset(a, 0, sizeof *a);
+  lfw_buf_init(&out, 64 * 1024);
+  lfw_review_handle(env, body, len, now, &out, &a->res);
+  assert_false(out.overflow);
+  assert_non_null(out.data);
+  a->text = strdup(out.data);
+  if (a->res.json) {
+    assert_int_equal(a->res.http_status, 200);
+    a->body = json_loadb(out.data, out.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (a->body == NULL)
+      fail_msg("answer is not JSON (%s): %s", jerr.text, out.data);
+    assert_string_equal(json_string_value(json_object_get(a->body, "apiVersion")),
+                        "admission.k8s.io/v1");
+    assert_string_equal(json_string_value(json_object_get(a->body, "kind")), "AdmissionReview");
+  } else {
+    assert_int_equal(a->res.http_status, 400);
+  }
+  lfw_buf_free(&out);
+}
+
+static void run_json(const lfw_review_env *env, const json_t *review, int64_t now, answer *a) {
+  char *body = json_dumps(review, JSON_COMPACT);
+
+  run(env, body, strlen(body), now, a);
+  free(body);
+}
+
+static const json_t *resp(const answer *a) {
+  return json_object_get(a->body, "response");
+}
+
+static const char *annotation(const answer *a, const char *key) {
+  return json_string_value(json_object_get(json_object_get(resp(a), "auditAnnotations"), key));
+}
+
+static const char *status_message(const answer *a) {
+  return json_string_value(json_object_get(json_object_get(resp(a), "status"), "message"));
+}
+
+static json_int_t status_code(const answer *a) {
+  return json_integer_value(json_object_get(json_object_get(resp(a), "status"), "code"));
+}
+
+static void test_vectors(void **state) {
+  json_t *root = wht_load_vectors("decisions.json");
+  const json_t *cases = json_object_get(root, "cases");
+  size_t i;
+
+  (void)state;
+  assert_true(json_array_size(cases) > 0);
+  for (i = 0; i < json_array_size(cases); i++) {
+    const json_t *c = json_array_get(cases, i);
+    const char *name = json_string_value(json_object_get(c, "name"));
+    const json_t *expect = json_object_get(c, "expect");
+    const json_t *request = json_object_get(c, "request");
+    const json_t *mc = json_object_get(expect, "message_contains");
+    wht_policy p;
+    stub s = {c, 0, 0};
+    lfw_lease_source src = {"stub", &s, stub_get, stub_ready, NULL};
+    lfw_review_env env;
+    json_t *review = wht_review(request);
+    answer a;
+    const char *uid = json_string_value(json_object_get(request, "uid"));
+    size_t k;
+
+    wht_policy_from_json(&p, json_object_get(c, "policy"));
+    env.policy = &p.policy;
+    env.mode = LFW_MODE_DENY;
+    env.source = &src;
+    env.lease_timeout_us = 1000000;
+    print_message("case: %s\n", name);
+    run_json(&env, review, wht_time(json_string_value(json_object_get(c, "now"))), &a);
+    if (json_is_true(json_object_get(expect, "review_error"))) {
+      /* With a uid: an AdmissionReview denying with 400; without: HTTP 400. */
+      if (a.res.json) {
+        assert_non_null(uid);
+        assert_false(json_is_true(json_object_get(resp(&a), "allowed")));
+        assert_int_equal(status_code(&a), 400);
+        for (k = 0; k < json_array_size(mc); k++)
+          assert_true(wht_contains(status_message(&a), json_string_value(json_array_get(mc, k))));
+      } else {
+        for (k = 0; k < json_array_size(mc); k++)
+          assert_true(wht_contains(a.text, json_string_value(json_array_get(mc, k))));
+      }
+      assert_int_equal(a.res.decision, LFW_D_ERROR);
+    } else {
+      bool allowed = json_is_true(json_object_get(expect, "allowed"));
+
+      assert_true(a.res.json);
+      assert_string_equal(json_string_value(json_object_get(resp(&a), "uid")), uid);
+      assert_int_equal(json_is_true(json_object_get(resp(&a), "allowed")), allowed);
+      assert_string_equal(annotation(&a, "reason"),
+                          json_string_value(json_object_get(expect, "reason")));
+      if (json_object_get(expect, "lease") != NULL)
+        assert_string_equal(annotation(&a, "lease"),
+                            json_string_value(json_object_get(expect, "lease")));
+      if (!allowed) {
+        assert_int_equal(status_code(&a), 403);
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(resp(&a), "status"), "reason")),
+            "Forbidden");
+        for (k = 0; k < json_array_size(mc); k++)
+          assert_true(wht_contains(status_message(&a), json_string_value(json_array_get(mc, k))));
+      }
+      /* A decision that asks for a live read gets exactly one. */
+      if (json_object_get(expect, "retry_live") != NULL)
+        assert_int_equal(s.live_calls, json_is_true(json_object_get(expect, "retry_live")) ? 1 : 0);
+      assert_true(s.live_calls <= 1);
+      if (strcmp(json_string_value(json_object_get(expect, "reason")), "AdmittedUnavailable") == 0) {
+        const json_t *w = json_object_get(resp(&a), "warnings");
+
+        assert_int_equal(json_array_size(w), 1);
+        for (k = 0; k < json_array_size(mc); k++)
+          assert_true(wht_contains(json_string_value(json_array_get(w, 0)),
+                                   json_string_value(json_array_get(mc, k))));
+      } else {
+        assert_null(json_object_get(resp(&a), "warnings"));
+      }
+    }
+    answer_free(&a);
+    json_decref(review);
+  }
+  json_decref(root);
+}
+
+/* Finds a vector case by name. */
+static const json_t *find_case(const json_t *root, const char *name) {
+  const json_t *cases = json_object_get(root, "cases");
+  size_t i;
+
+  for (i = 0; i < json_array_size(cases); i++)
+    if (strcmp(json_string_value(json_object_get(json_array_get(cases, i), "name")), name) == 0)
+      return json_array_get(cases, i);
+  fail_msg("no vector named %s", name);
+  return NULL;
+}
+
+static void run_case_in_mode(const json_t *c, lfw_mode mode, answer *a) {
+  wht_policy p;
+  static stub s;
+  static lfw_lease_source src;
+  lfw_review_env env;
+  json_t *review = wht_review(json_object_get(c, "request"));
+
+  s.c = c;
+  s.calls = 0;
+  s.live_calls = 0;
+  src = (lfw_lease_source){"stub", &s, stub_get, stub_ready, NULL};
+  wht_policy_from_json(&p, json_object_get(c, "policy"));
+  env.policy = &p.policy;
+  env.mode = mode;
+  env.source = &src;
+  env.lease_timeout_us = 1000000;
+  run_json(&env, review, wht_time(json_string_value(json_object_get(c, "now"))), a);
+  json_decref(review);
+}
+
+static void test_modes(void **state) {
+  json_t *root = wht_load_vectors("decisions.json");
+  const json_t *stale = find_case(root, "taken over: stale leader stamps its old term");
+  const json_t *current = find_case(root, "current holder and term, update");
+  answer a;
+  const json_t *w;
+
+  (void)state;
+  /* warn: admitted, with the denial's message as a warning. */
+  run_case_in_mode(stale, LFW_MODE_WARN, &a);
+  assert_true(json_is_true(json_object_get(resp(&a), "allowed")));
+  assert_null(json_object_get(resp(&a), "status"));
+  w = json_object_get(resp(&a), "warnings");
+  assert_int_equal(json_array_size(w), 1);
+  assert_true(wht_contains(json_string_value(json_array_get(w, 0)), "warn mode"));
+  assert_true(wht_contains(json_string_value(json_array_get(w, 0)), "StaleTerm"));
+  assert_string_equal(annotation(&a, "not-enforced"), "warn");
+  assert_string_equal(annotation(&a, "reason"), "StaleTerm");
+  assert_int_equal(a.res.decision, LFW_D_WARNED);
+  answer_free(&a);
+
+  /* dry-run: admitted silently, counted as such. */
+  run_case_in_mode(stale, LFW_MODE_DRY_RUN, &a);
+  assert_true(json_is_true(json_object_get(resp(&a), "allowed")));
+  assert_null(json_object_get(resp(&a), "warnings"));
+  assert_string_equal(annotation(&a, "not-enforced"), "dry-run");
+  assert_int_equal(a.res.decision, LFW_D_DRY_RUN);
+  answer_free(&a);
+
+  /* Allowed writes look the same in every mode. */
+  run_case_in_mode(current, LFW_MODE_WARN, &a);
+  assert_true(json_is_true(json_object_get(resp(&a), "allowed")));
+  assert_null(json_object_get(resp(&a), "warnings"));
+  assert_null(annotation(&a, "not-enforced"));
+  assert_int_equal(a.res.decision, LFW_D_ALLOWED);
+  answer_free(&a);
+  json_decref(root);
+}
+
+/* A holder of 200 two-byte characters makes the message far longer than a
+ * warning may be: the warning is cut to 256 characters at a boundary. */
+static void test_warning_truncated(void **state) {
+  json_t *root = wht_load_vectors("decisions.json");
+  json_t *c = json_deep_copy(find_case(root, "taken over: stale leader stamps its old term"));
+  json_t *spec = json_object_get(json_object_get(c, "lease"), "spec");
+  char holder[512] = "";
+  answer a;
+  const char *w;
+  size_t runes = 0;
+  size_t i;
+
+  (void)state;
+  for (i = 0; i < 120; i++)
+    strcat(holder, "\xc3\xa9"); /* é */
+  json_object_set_new(spec, "holderIdentity", json_string(holder));
+  run_case_in_mode(c, LFW_MODE_WARN, &a);
+  w = json_string_value(json_array_get(json_object_get(resp(&a), "warnings"), 0));
+  assert_non_null(w); /* jansson checked it is valid UTF-8. */
+  for (i = 0; w[i] != '\0'; i++)
+    if (((unsigned char)w[i] & 0xc0) != 0x80)
+      runes++;
+  assert_true(runes <= 256);
+  assert_true(runes >= 200);
+  answer_free(&a);
+  json_decref(c);
+  json_decref(root);
+}
+
+static void test_utf8_prefix(void **state) {
+  (void)state;
+  assert_int_equal(lfw_utf8_prefix("abc", 3, 2, 100), 2);
+  assert_int_equal(lfw_utf8_prefix("\xc3\xa9\xc3\xa9", 4, 10, 3), 2);
+  assert_int_equal(lfw_utf8_prefix("\xe2\x82\xac!", 4, 1, 100), 3);
+  assert_int_equal(lfw_utf8_prefix("\xe2\x82", 2, 5, 100), 0); /* Cut sequence. */
+}
+
+static lfw_review_env plain_env(lf_policy *policy) {
+  lfw_review_env env;
+
+  lf_policy_init(policy);
+  env.policy = policy;
+  env.mode = LFW_MODE_DENY;
+  env.source = NULL;
+  env.lease_timeout_us = 1000000;
+  return env;
+}
+
+#define TEXT_400(body, needle) expect_text_400(body, strlen(body), needle)
+
+static void expect_text_400(const char *body, size_t len, const char *needle) {
+  lf_policy policy;
+  lfw_review_env env = plain_env(&policy);
+  answer a;
+
+  run(&env, body, len, 0, &a);
+  assert_false(a.res.json);
+  assert_int_equal(a.res.http_status, 400);
+  if (!wht_contains(a.text, needle))
+    fail_msg("answer \"%s\" does not say \"%s\"", a.text, needle);
+  answer_free(&a);
+}
+
+static void test_malformed(void **state) {
+  static const char deep_open[] = "[";
+  char *deep;
+  size_t i;
+  const size_t depth = 100000;
+
+  (void)state;
+  TEXT_400("", "empty");
+  TEXT_400("{\"apiVersion\":", "not valid JSON");
+  TEXT_400("[1,2]", "not a JSON object");
+  TEXT_400("{\"a\":1,\"a\":2}", "not valid JSON"); /* Duplicate key. */
+  TEXT_400("{\"apiVersion\":\"admission.k8s.io/v1beta1\",\"kind\":\"AdmissionReview\","
+                  "\"request\":{\"uid\":\"u\"}}", "only admission.k8s.io/v1");
+  TEXT_400("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"Pod\",\"request\":{}}", "expected AdmissionReview");
+  TEXT_400("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+                  "\"request\":{\"uid\":\"\\u00ff\xff\"}}", "not valid JSON"); /* Invalid UTF-8. */
+  TEXT_400("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\"}", "request");
+  /* 100 000 levels of nesting: refused by the parser's depth limit, without
+   * recursion trouble. */
+  deep = malloc(2 * depth);
+  assert_non_null(deep);
+  for (i = 0; i < depth; i++) {
+    deep[i] = deep_open[0];
+    deep[2 * depth - 1 - i] = ']';
+  }
+  expect_text_400(deep, 2 * depth, "not valid JSON");
+  free(deep);
+}
+
+/* Replaces the value at `path` (dot-separated) in a copy of the review. */
+static json_t *with_value(const json_t *review, const char *path, json_t *value) {
+  json_t *copy = json_deep_copy(review);
+  json_t *node = copy;
+  char buf[256];
+  char *save = NULL;
+  char *part;
+  char *next;
+
+  snprintf(buf, sizeof buf, "%s", path);
+  part = strtok_r(buf, ".", &save);
+  while (part != NULL) {
+    next = strtok_r(NULL, ".", &save);
+    if (next == NULL) {
+      json_object_set_new(node, part, value);
+      break;
+    }
+    node = json_object_get(node, part);
+    assert_non_null(node);
+    part = next;
+  }
+  return copy;
+}
+
+/* Every field the webhook reads, given each wrong JSON type: always a well
+ * formed answer, never a crash; fields whose type is fixed are refused. */
+static void test_wrong_types(void **state) {
+  static const char *const fields[] = {
+      "request.uid",          "request.kind",           "request.resource",
+      "request.subResource",  "request.name",           "request.namespace",
+      "request.operation",    "request.userInfo",       "request.userInfo.username",
+      "request.userInfo.groups", "request.userInfo.extra", "request.object",
+      "request.oldObject",    "request.options",        "request.dryRun",
+      "request.object.metadata", "request.object.metadata.annotations",
+      "request.oldObject.metadata", "request.kind.kind", "request.resource.resource",
+      "request.resource.group", "request",
+  };
+  /* Fields that must be of one type, so any other type is an error. */
+  static const char *const strict[] = {"request.uid", "request.operation", "request.dryRun",
+                                       "request.userInfo.groups", "request"};
+  json_t *root = wht_load_vectors("decisions.json");
+  const json_t *c = find_case(root, "current holder and term, update");
+  json_t *review = wht_review(json_object_get(c, "request"));
+  lf_policy policy;
+  lfw_review_env env = plain_env(&policy);
+  size_t f;
+  int t;
+
+  (void)state;
+  for (f = 0; f < sizeof fields / sizeof fields[0]; f++) {
+    for (t = 0; t < 5; t++) {
+      json_t *v = t == 0   ? json_integer(42)
+                  : t == 1 ? json_true()
+                  : t == 2 ? json_array()
+                  : t == 3 ? json_pack("{s:i}", "x", 1)
+                           : json_string("x");
+      json_t *bad = with_value(review, fields[f], v);
+      answer a;
+      size_t k;
+      bool is_strict = false;
+
+      run_json(&env, bad, 0, &a);
+      for (k = 0; k < sizeof strict / sizeof strict[0]; k++)
+        if (strcmp(strict[k], fields[f]) == 0)
+          is_strict = true;
+      /* A string where a string belongs is not a wrong type. */
+      if (is_strict && !(t == 4 && (strcmp(fields[f], "request.uid") == 0 ||
+                                    strcmp(fields[f], "request.operation") == 0)) &&
+          !(t == 2 && strcmp(fields[f], "request.userInfo.groups") == 0) &&
+          !(t == 1 && strcmp(fields[f], "request.dryRun") == 0)) {
+        if (a.res.decision != LFW_D_ERROR)
+          fail_msg("%s of JSON type %d was accepted: %s", fields[f], t, a.text);
+      }
+      if (a.res.json && a.res.decision == LFW_D_ERROR)
+        assert_int_equal(status_code(&a), 400);
+      answer_free(&a);
+      json_decref(bad);
+    }
+  }
+  json_decref(review);
+  json_decref(root);
+}
+
+static void test_uid_echo(void **state) {
+  json_t *root = wht_load_vectors("decisions.json");
+  const json_t *c = find_case(root, "not protected");
+  json_t *review = wht_review(json_object_get(c, "request"));
+  json_t *req = json_object_get(review, "request");
+  lf_policy policy;
+  lfw_review_env env = plain_env(&policy);
+  answer a;
+
+  (void)state;
+  /* A uid with characters that need escaping comes back exactly. */
+  json_object_set_new(req, "uid", json_string("a\"b\\c\u00e9-\x01"));
+  run_json(&env, review, 0, &a);
+  assert_true(a.res.json);
+  assert_string_equal(json_string_value(json_object_get(resp(&a), "uid")), "a\"b\\c\u00e9-\x01");
+  answer_free(&a);
+  json_decref(review);
+  json_decref(root);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_vectors),     cmocka_unit_test(test_modes),
+      cmocka_unit_test(test_warning_truncated), cmocka_unit_test(test_utf8_prefix),
+      cmocka_unit_test(test_malformed),   cmocka_unit_test(test_wrong_types),
+      cmocka_unit_test(test_uid_echo),
+  };
+
+  lfw_log_level = LFW_LOG_ERROR; /* Keep the test output to the results. */
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,75 @@
+/*
+ * whtest.c: helpers shared by the webhook's tests.
+ */
+#include "whtest.h"
+
+#include <stdio.h>
+#include <string.h>
+
+json_t *wht_load_vectors(const char *name) {
+  char path[1024];
+  json_error_t jerr;
+  json_t *root;
+
+  snprintf(path, sizeof path, "%s/%s", LF_VECTORS_DIR, name);
+  root = json_load_file(path, 0, &jerr);
+  if (root == NULL)
+    fail_msg("cannot load %s: %s (line %d)", path, jerr.text, jerr.line);
+  return root;
+}
+
+static size_t strings(const json_t *arr, const char **dst, size_t max) {
+  size_t n = 0;
+  size_t i;
+
+  for (i = 0; i < json_array_size(arr) && n < max; i++)
+    dst[n++] = json_string_value(json_array_get(arr, i));
+  return n;
+}
+
+void wht_policy_from_json(wht_policy *p, const json_t *policy) {
+  const json_t *v;
+  const char *s;
+
+  lf_policy_init(&p->policy);
+  if (policy == NULL)
+    return;
+  s = json_string_value(json_object_get(policy, "identity"));
+  if (s != NULL)
+    p->policy.identity = strcmp(s, "off") == 0        ? LF_IDENTITY_OFF
+                         : strcmp(s, "required") == 0 ? LF_IDENTITY_REQUIRED
+                                                      : LF_IDENTITY_WHEN_PRESENT;
+  v = json_object_get(policy, "skew_seconds");
+  if (v != NULL)
+    p->policy.skew_us = (int64_t)(json_number_value(v) * 1e6);
+  p->policy.admit_when_unavailable =
+      json_is_true(json_object_get(policy, "admit_when_unavailable"));
+  v = json_object_get(policy, "exempt_users");
+  if (v != NULL) {
+    p->policy.n_exempt_users = strings(v, p->users, 16);
+    p->policy.exempt_users = p->users;
+  }
+  v = json_object_get(policy, "exempt_groups");
+  if (v != NULL) {
+    p->policy.n_exempt_groups = strings(v, p->groups, 16);
+    p->policy.exempt_groups = p->groups;
+  }
+}
+
+int64_t wht_time(const char *rfc3339) {
+  int64_t us = 0;
+  lf_error err;
+
+  if (lf_time_parse(rfc3339, strlen(rfc3339), &us, &err) != LF_OK)
+    fail_msg("bad time %s: %s", rfc3339, err.text);
+  return us;
+}
+
+json_t *wht_review(const json_t *request) {
+  return json_pack("{s:s,s:s,s:O}", "apiVersion", "admission.k8s.io/v1", "kind",
+                   "AdmissionReview", "request", request);
+}
+
+int wht_contains(const char *haystack, const char *needle) {
+  return haystack != NULL && strstr(haystack, needle) != NULL;
+}
