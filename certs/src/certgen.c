@@ -969,7 +969,7 @@ out:
 
 static int count_ca_files(const char *dir, int *count, lfc_error *err) {
   char path[LFC_PATH_MAX];
-  int present;
+  int present = 0;
   int rc;
 
   *count = 0;
@@ -993,7 +993,7 @@ static int count_ca_files(const char *dir, int *count, lfc_error *err) {
 }
 
 int lfc_ca_exists(const char *dir, int *exists, lfc_error *err) {
-  int count;
+  int count = 0;
   int rc;
 
   dir = dir_or_dot(dir);
@@ -1016,8 +1016,8 @@ int lfc_ca_create(const lfc_ca_opts *o, lfc_error *err) {
   const char *dir = dir_or_dot(o->dir);
   const char *cn = o->cn != NULL ? o->cn : LFC_CA_CN_DEFAULT;
   X509_NAME *subject = NULL;
-  int days;
-  int count;
+  int days = 0;
+  int count = 0;
   int rc;
 
   rc = check_days(o->days, LFC_CA_DAYS_DEFAULT, &days, err);
@@ -1159,7 +1159,7 @@ int lfc_serving_create(const lfc_serving_opts *o, lfc_error *err) {
   EVP_PKEY *ca_key = NULL;
   GENERAL_NAMES *san = NULL;
   X509_NAME *subject = NULL;
-  int days;
+  int days = 0;
   int rc;
 
   rc = check_serving(o, 1, &days, err);
@@ -1222,7 +1222,7 @@ int lfc_serving_rotate(const lfc_serving_opts *o, lfc_error *err) {
   X509_NAME *subject = NULL;
   lfc_key_type key_type = o->key_type;
   char cn[LFC_CN_MAX + 1];
-  int days;
+  int days = 0;
   int rc;
 
   rc = check_serving(o, 0, &days, err);
@@ -1337,7 +1337,7 @@ int lfc_client_create(const lfc_client_opts *o, lfc_error *err) {
   X509 *ca = NULL;
   EVP_PKEY *ca_key = NULL;
   X509_NAME *subject = NULL;
-  int days;
+  int days = 0;
   int rc;
 
   rc = check_days(o->days, LFC_LEAF_DAYS_DEFAULT, &days, err);

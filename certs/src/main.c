@@ -238,7 +238,7 @@ static int run_ca_bundle(const args *a) {
 static int run_all(const args *a) {
   lfc_ca_opts ca;
   lfc_error err;
-  int exists;
+  int exists = 0;
   int rc;
 
   rc = lfc_ca_exists(a->dir, &exists, &err);
