@@ -104,16 +104,16 @@ int main(int argc, char **argv) {
     fprintf(stderr, "leasefence-webhook: %s\n", lerr.text);
     goto out;
   }
-  if (lfw_tls_open(cfg.cert_file, cfg.key_file, &tls, err, sizeof err) != 0) {
-    fprintf(stderr, "leasefence-webhook: --tls-cert-file/--tls-private-key-file: %s\n", err);
-    goto out;
-  }
   if (cfg.client_ca_file != NULL) {
     client_ca = read_client_ca(cfg.client_ca_file, err, sizeof err);
     if (client_ca == NULL) {
       fprintf(stderr, "leasefence-webhook: %s\n", err);
       goto out;
     }
+  }
+  if (lfw_tls_open(cfg.cert_file, cfg.key_file, &tls, err, sizeof err) != 0) {
+    fprintf(stderr, "leasefence-webhook: --tls-cert-file/--tls-private-key-file: %s\n", err);
+    goto out;
   }
   if (lfw_tls_watch(tls, cfg.cert_poll_us) != 0) {
     fprintf(stderr, "leasefence-webhook: cannot start the certificate watcher\n");

@@ -1,0 +1,1298 @@
+/*
+ * test_webhook_server.c: the real leasefence-webhook binary on loopback, with
+ * real TLS, talked to with libcurl (and GnuTLS for raw connections).
+ *
+ * Usage: test_webhook_server <leasefence-webhook> <certs tool>
+ *   The certs tool is leasefence-certs when it is part of the build, else
+ *   certs-openssl.sh (the same commands on the openssl CLI).
+ * Environment:
+ *   LFW_TEST_WRAPPER  command the server runs under (e.g. valgrind ...);
+ *   LFW_TEST_SCALE    multiplies the traffic volumes (default 1);
+ *   LFW_TEST_FILTER   cmocka test filter (e.g. "test_traffic*").
+ *
+ * The server's readiness is awaited by polling /readyz, never by sleeping.
+ * Decision vectors: the vectors fix "now", the server uses the real clock.
+ * Each vector's Lease times are shifted by (real now - vector now), which
+ * keeps every relation between them; the few cases that sit within seconds
+ * of an expiry boundary could still flip while the request travels, so a
+ * case is sent only if the library decides it the same at its "now" and 5 s
+ * later. Cases with a non-default policy need another server configuration
+ * and are covered in process by test_webhook_review.
+ */
+#include "whtest.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *server_bin;
+static const char *certs_tool;
+static double scale = 1.0;
+static int slow = 1; /* Timeouts multiply by this under a wrapper. */
+static char dir[128];  /* Work directory: certs/, leases/, logs. */
+
+typedef struct server {
+  pid_t pid;
+  int port;
+  int hport;
+  char log[512];
+} server;
+
+static server main_srv;
+
+/* ------------------------------------------------------------------------ */
+/* Small utilities                                                           */
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void pause_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+  nanosleep(&ts, NULL);
+}
+
+static int free_port(void) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int port;
+
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+  port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+static void write_file(const char *path, const char *text, size_t len) {
+  char tmp[600];
+  FILE *f;
+
+  /* Written aside and renamed over, so the server never reads half a file. */
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  f = fopen(tmp, "w");
+  assert_non_null(f);
+  assert_int_equal(fwrite(text, 1, len, f), len);
+  assert_int_equal(fclose(f), 0);
+  assert_int_equal(rename(tmp, path), 0);
+}
+
+static void run_cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void run_cmd(const char *fmt, ...) {
+  char cmd[2048];
+  va_list ap;
+  int rc;
+
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  rc = system(cmd);
+  if (rc != 0)
+    fail_msg("command failed (%d): %s", rc, cmd);
+}
+
+static void lease_path(char *buf, size_t n, const char *ns, const char *name) {
+  snprintf(buf, n, "%s/leases/%s/%s.json", dir, ns, name);
+}
+
+static void write_lease(const char *ns, const char *name, const json_t *lease) {
+  char path[1024];
+  char *text = json_dumps(lease, JSON_COMPACT);
+
+  snprintf(path, sizeof path, "%s/leases/%s", dir, ns);
+  mkdir(path, 0755);
+  lease_path(path, sizeof path, ns, name);
+  write_file(path, text, strlen(text));
+  free(text);
+}
+
+/* A Lease held by `holder` in `term`, renewed now, for an hour. */
+static json_t *fresh_lease(const char *ns, const char *name, const char *uid, const char *holder,
+                           int term) {
+  char now[40];
+  struct timespec ts;
+
+  clock_gettime(CLOCK_REALTIME, &ts);
+  assert_int_equal(lf_time_format((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, now,
+                                  sizeof now),
+                   0);
+  return json_pack("{s:s,s:s,s:{s:s,s:s,s:s,s:s},s:{s:s,s:i,s:i,s:s,s:s}}", "apiVersion",
+                   "coordination.k8s.io/v1", "kind", "Lease", "metadata", "name", name,
+                   "namespace", ns, "uid", uid, "resourceVersion", "1", "spec", "holderIdentity",
+                   holder, "leaseDurationSeconds", 3600, "leaseTransitions", term, "renewTime",
+                   now, "acquireTime", now);
+}
+
+/* ------------------------------------------------------------------------ */
+/* HTTP                                                                      */
+
+typedef struct http_resp {
+  CURLcode rc;
+  long status;
+  char *body;
+  size_t len;
+  char ctype[128];
+} http_resp;
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud) {
+  http_resp *r = ud;
+  char *nb = realloc(r->body, r->len + size * n + 1);
+
+  if (nb == NULL)
+    return 0;
+  r->body = nb;
+  memcpy(r->body + r->len, p, size * n);
+  r->len += size * n;
+  r->body[r->len] = '\0';
+  return size * n;
+}
+
+static void resp_free(http_resp *r) {
+  free(r->body);
+  memset(r, 0, sizeof *r);
+}
+
+static CURL *tls_handle(void) {
+  CURL *h = curl_easy_init();
+  char ca[512];
+
+  snprintf(ca, sizeof ca, "%s/certs/ca.crt", dir);
+  curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 30000L * slow);
+  return h;
+}
+
+/* POSTs `body`; `ctype` NULL sends no Content-Type; `chunked` sends the body
+ * without a Content-Length. */
+static void post_with(CURL *h, const char *path, const char *ctype, const char *body, size_t len,
+                      bool chunked, http_resp *r) {
+  char url[256];
+  char hdr[160];
+  struct curl_slist *headers = NULL;
+  char *ct = NULL;
+
+  memset(r, 0, sizeof *r);
+  snprintf(url, sizeof url, "https://127.0.0.1:%d%s", main_srv.port, path);
+  snprintf(hdr, sizeof hdr, "Content-Type:%s%s", ctype != NULL ? " " : "",
+           ctype != NULL ? ctype : "");
+  headers = curl_slist_append(headers, hdr);
+  if (chunked)
+    headers = curl_slist_append(headers, "Transfer-Encoding: chunked");
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+  r->rc = curl_easy_perform(h);
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+  curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct);
+  if (ct != NULL)
+    snprintf(r->ctype, sizeof r->ctype, "%s", ct);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+  curl_slist_free_all(headers);
+}
+
+static void post(const char *body, size_t len, http_resp *r) {
+  CURL *h = tls_handle();
+
+  post_with(h, "/validate", "application/json", body, len, false, r);
+  curl_easy_cleanup(h);
+}
+
+static void health_get(const server *s, const char *path, http_resp *r) {
+  CURL *h = curl_easy_init();
+  char url[256];
+
+  memset(r, 0, sizeof *r);
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->hport, path);
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L * slow);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+  r->rc = curl_easy_perform(h);
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+  curl_easy_cleanup(h);
+}
+
+/* The value of one metric line (its full name with labels), or -1. */
+static double metric(const server *s, const char *series) {
+  http_resp r;
+  double v = -1;
+  const char *p;
+
+  health_get(s, "/metrics", &r);
+  if (r.body != NULL) {
+    p = strstr(r.body, series);
+    while (p != NULL && !(p == r.body || p[-1] == '\n'))
+      p = strstr(p + 1, series);
+    if (p != NULL && p[strlen(series)] == ' ')
+      v = strtod(p + strlen(series) + 1, NULL);
+  }
+  resp_free(&r);
+  return v;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The server process                                                        */
+
+static void start_server(server *s, const char *const *extra) {
+  const char *argv[64];
+  char *wrapper = NULL;
+  char cert[512];
+  char key[512];
+  char leases[512];
+  char port[16];
+  char hport[16];
+  int argc = 0;
+  int64_t deadline;
+  const char *w = getenv("LFW_TEST_WRAPPER");
+  char *save = NULL;
+  char *tok;
+  static int instance;
+
+  s->port = free_port();
+  s->hport = free_port();
+  snprintf(s->log, sizeof s->log, "%s/server-%d.log", dir, ++instance);
+  snprintf(cert, sizeof cert, "%s/certs/tls.crt", dir);
+  snprintf(key, sizeof key, "%s/certs/tls.key", dir);
+  snprintf(leases, sizeof leases, "file:%s/leases", dir);
+  snprintf(port, sizeof port, "%d", s->port);
+  snprintf(hport, sizeof hport, "%d", s->hport);
+  if (w != NULL && w[0] != '\0') {
+    wrapper = strdup(w);
+    for (tok = strtok_r(wrapper, " ", &save); tok != NULL; tok = strtok_r(NULL, " ", &save))
+      argv[argc++] = tok;
+  }
+  argv[argc++] = server_bin;
+  argv[argc++] = "--tls-cert-file";
+  argv[argc++] = cert;
+  argv[argc++] = "--tls-private-key-file";
+  argv[argc++] = key;
+  argv[argc++] = "--lease-source";
+  argv[argc++] = leases;
+  argv[argc++] = "--bind-address=127.0.0.1";
+  argv[argc++] = "--health-bind-address=127.0.0.1";
+  argv[argc++] = "--port";
+  argv[argc++] = port;
+  argv[argc++] = "--health-port";
+  argv[argc++] = hport;
+  argv[argc++] = "--cert-poll-interval=100ms";
+  while (extra != NULL && *extra != NULL)
+    argv[argc++] = *extra++;
+  argv[argc] = NULL;
+
+  s->pid = fork();
+  assert_true(s->pid >= 0);
+  if (s->pid == 0) {
+    int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+    dup2(fd, STDERR_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    execvp(argv[0], (char *const *)(uintptr_t)argv);
+    _exit(127);
+  }
+  free(wrapper);
+  /* Poll /readyz until it answers 200, or the process dies. */
+  deadline = mono_ms() + 20000 * slow;
+  for (;;) {
+    http_resp r;
+    int status;
+
+    if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+      run_cmd("tail -20 %s >&2", s->log);
+      fail_msg("the server exited during start-up (status %d)", status);
+    }
+    health_get(s, "/readyz", &r);
+    if (r.rc == CURLE_OK && r.status == 200) {
+      resp_free(&r);
+      break;
+    }
+    resp_free(&r);
+    if (mono_ms() > deadline)
+      fail_msg("the server did not become ready; see %s", s->log);
+    pause_ms(20);
+  }
+}
+
+/* Sends SIGTERM and returns the exit status (-1 if it did not exit). */
+static int stop_server(server *s) {
+  int64_t deadline = mono_ms() + 30000 * slow;
+  int status = 0;
+
+  if (s->pid <= 0)
+    return -1;
+  kill(s->pid, SIGTERM);
+  while (waitpid(s->pid, &status, WNOHANG) == 0) {
+    if (mono_ms() > deadline) {
+      kill(s->pid, SIGKILL);
+      waitpid(s->pid, &status, 0);
+      s->pid = 0;
+      return -1;
+    }
+    pause_ms(10);
+  }
+  s->pid = 0;
+  if (!WIFEXITED(status)) {
+    run_cmd("tail -30 %s >&2", s->log);
+    return -1;
+  }
+  if (WEXITSTATUS(status) != 0)
+    run_cmd("tail -30 %s >&2", s->log);
+  return WEXITSTATUS(status);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Raw TLS connections (GnuTLS), for serials and misbehaving clients         */
+
+typedef struct raw_tls {
+  int fd;
+  gnutls_session_t session;
+  gnutls_certificate_credentials_t cred;
+} raw_tls;
+
+static int tcp_connect(int port) {
+  struct sockaddr_in a;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+static void raw_open(raw_tls *t, int port) {
+  int rc;
+
+  t->fd = tcp_connect(port);
+  assert_true(t->fd >= 0);
+  assert_int_equal(gnutls_certificate_allocate_credentials(&t->cred), 0);
+  assert_int_equal(gnutls_init(&t->session, GNUTLS_CLIENT), 0);
+  assert_int_equal(gnutls_set_default_priority(t->session), 0);
+  assert_int_equal(gnutls_credentials_set(t->session, GNUTLS_CRD_CERTIFICATE, t->cred), 0);
+  gnutls_transport_set_int(t->session, t->fd);
+  gnutls_handshake_set_timeout(t->session, 10000 * slow);
+  do {
+    rc = gnutls_handshake(t->session);
+  } while (rc < 0 && gnutls_error_is_fatal(rc) == 0);
+  if (rc < 0)
+    fail_msg("TLS handshake failed: %s", gnutls_strerror(rc));
+}
+
+static void raw_close(raw_tls *t) {
+  gnutls_deinit(t->session);
+  gnutls_certificate_free_credentials(t->cred);
+  close(t->fd);
+}
+
+static void serial_hex(const gnutls_datum_t *der, gnutls_x509_crt_fmt_t fmt, char *out,
+                       size_t n) {
+  gnutls_x509_crt_t crt;
+  unsigned char serial[64];
+  size_t len = sizeof serial;
+  size_t i;
+
+  assert_int_equal(gnutls_x509_crt_init(&crt), 0);
+  assert_int_equal(gnutls_x509_crt_import(crt, der, fmt), 0);
+  assert_int_equal(gnutls_x509_crt_get_serial(crt, serial, &len), 0);
+  out[0] = '\0';
+  for (i = 0; i < len && 2 * i + 2 < n; i++)
+    snprintf(out + 2 * i, 3, "%02X", serial[i]);
+  gnutls_x509_crt_deinit(crt);
+}
+
+/* The serial of the certificate a new connection is served with. */
+static void served_serial(int port, char *out, size_t n) {
+  raw_tls t;
+  const gnutls_datum_t *peers;
+  unsigned np = 0;
+
+  raw_open(&t, port);
+  peers = gnutls_certificate_get_peers(t.session, &np);
+  assert_true(np > 0);
+  serial_hex(&peers[0], GNUTLS_X509_FMT_DER, out, n);
+  raw_close(&t);
+}
+
+static void file_serial(const char *path, char *out, size_t n) {
+  gnutls_datum_t d = {NULL, 0};
+
+  assert_int_equal(gnutls_load_file(path, &d), 0);
+  serial_hex(&d, GNUTLS_X509_FMT_PEM, out, n);
+  gnutls_free(d.data);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Fixture                                                                   */
+
+static json_t *vectors;
+
+static int setup(void **state) {
+  const char *const extra[] = {"-v", "1", NULL};
+
+  (void)state;
+  snprintf(dir, sizeof dir, "/tmp/lfw-server-test-XXXXXX");
+  if (mkdtemp(dir) == NULL)
+    return -1;
+  run_cmd("mkdir -p %s/leases/default %s/certs %s/other && %s all --dir %s/certs --service leasefence "
+          "--namespace leasefence --ip 127.0.0.1 >/dev/null && "
+          "%s client --dir %s/certs --cn kube-apiserver --org system:masters >/dev/null && "
+          "%s all --dir %s/other --service other --namespace other --ip 127.0.0.1 >/dev/null && "
+          "%s client --dir %s/other --cn intruder >/dev/null",
+          dir, dir, dir, certs_tool, dir, certs_tool, dir, certs_tool, dir, certs_tool, dir);
+  vectors = wht_load_vectors("decisions.json");
+  start_server(&main_srv, extra);
+  return 0;
+}
+
+static int teardown(void **state) {
+  int rc;
+
+  (void)state;
+  rc = stop_server(&main_srv);
+  json_decref(vectors);
+  if (rc != 0) {
+    fprintf(stderr, "server exit status %d (log in %s)\n", rc, dir);
+    return -1;
+  }
+  run_cmd("rm -rf %s", dir);
+  return 0;
+}
+
+static const json_t *find_case(const char *name) {
+  const json_t *cases = json_object_get(vectors, "cases");
+  size_t i;
+
+  for (i = 0; i < json_array_size(cases); i++)
+    if (strcmp(json_string_value(json_object_get(json_array_get(cases, i), "name")), name) == 0)
+      return json_array_get(cases, i);
+  fail_msg("no vector named %s", name);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Decision vectors over HTTPS                                               */
+
+static void shift_time(json_t *spec, const char *key, int64_t shift) {
+  const char *t = json_string_value(json_object_get(spec, key));
+  char buf[40];
+  int64_t us;
+
+  if (t == NULL)
+    return;
+  us = wht_time(t) + shift;
+  assert_int_equal(lf_time_format(us, buf, sizeof buf), 0);
+  json_object_set_new(spec, key, json_string(buf));
+}
+
+/* The library's decision for the case at `now`, with a default policy. */
+static void decide_at(const json_t *c, const json_t *review, int64_t now, lf_decision *d) {
+  lf_request req;
+  lf_policy policy;
+  lf_lease_ref ref;
+  lf_lease lease;
+  lf_lease_view view;
+  lf_error err;
+  const char *status = json_string_value(json_object_get(c, "lease_status"));
+
+  lf_policy_init(&policy);
+  assert_int_equal(lf_request_from_review(review, &req, &err), LF_OK);
+  if (lf_decide_needs_lease(&req, &policy, &ref, d) == 0)
+    return;
+  memset(&view, 0, sizeof view);
+  if (strcmp(status, "ok") == 0) {
+    assert_int_equal(lf_lease_from_json(json_object_get(c, "lease"), &lease, &err), LF_OK);
+    view.status = LF_LEASE_OK;
+    view.lease = &lease;
+  } else if (strcmp(status, "not_found") == 0) {
+    view.status = LF_LEASE_NOT_FOUND;
+  } else {
+    view.status = LF_LEASE_UNAVAILABLE;
+    view.cause = "unreadable";
+  }
+  lf_decide(&req, &view, now, &policy, d);
+}
+
+static void test_vectors_https(void **state) {
+  const json_t *cases = json_object_get(vectors, "cases");
+  size_t i;
+  int sent = 0;
+  int skipped_clock = 0;
+
+  (void)state;
+  for (i = 0; i < json_array_size(cases); i++) {
+    const json_t *c = json_array_get(cases, i);
+    const json_t *expect = json_object_get(c, "expect");
+    const char *name = json_string_value(json_object_get(c, "name"));
+    const char *status = json_string_value(json_object_get(c, "lease_status"));
+    json_t *review = wht_review(json_object_get(c, "request"));
+    int64_t vnow = wht_time(json_string_value(json_object_get(c, "now")));
+    bool review_error = json_is_true(json_object_get(expect, "review_error"));
+    char *body;
+    http_resp r;
+    json_t *ans;
+    const json_t *resp;
+    lf_request req;
+    lf_policy policy;
+    lf_lease_ref ref;
+    lf_decision d0;
+    lf_decision d5;
+    lf_error err;
+    char path[1024];
+    struct timespec ts;
+
+    if (json_object_get(c, "policy") != NULL) {
+      json_decref(review);
+      continue;
+    }
+    if (!review_error) {
+      decide_at(c, review, vnow, &d0);
+      decide_at(c, review, vnow + 5000000, &d5);
+      if (d0.allowed != d5.allowed || d0.reason != d5.reason) {
+        skipped_clock++;
+        json_decref(review);
+        continue;
+      }
+      /* Put the case's Lease where the file source looks for it. */
+      lf_policy_init(&policy);
+      assert_int_equal(lf_request_from_review(review, &req, &err), LF_OK);
+      if (lf_decide_needs_lease(&req, &policy, &ref, &d0) == 1) {
+        snprintf(path, sizeof path, "%s/leases/%s", dir, ref.ns);
+        mkdir(path, 0755);
+        lease_path(path, sizeof path, ref.ns, ref.name);
+        if (strcmp(status, "ok") == 0) {
+          json_t *lease = json_deep_copy(json_object_get(c, "lease"));
+          json_t *spec = json_object_get(lease, "spec");
+          int64_t now_us;
+
+          clock_gettime(CLOCK_REALTIME, &ts);
+          now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+          shift_time(spec, "renewTime", now_us - vnow);
+          shift_time(spec, "acquireTime", now_us - vnow);
+          write_lease(ref.ns, ref.name, lease);
+          json_decref(lease);
+        } else if (strcmp(status, "not_found") == 0) {
+          unlink(path);
+        } else {
+          write_file(path, "{", 1); /* Malformed: the source reports it unavailable. */
+        }
+      }
+    }
+    body = json_dumps(review, JSON_COMPACT);
+    post(body, strlen(body), &r);
+    free(body);
+    if (r.rc != CURLE_OK)
+      fail_msg("case %s: %s", name, curl_easy_strerror(r.rc));
+    if (review_error && r.status == 400) {
+      resp_free(&r);
+      json_decref(review);
+      sent++;
+      continue;
+    }
+    assert_int_equal(r.status, 200);
+    assert_true(wht_contains(r.ctype, "application/json"));
+    ans = json_loads(r.body, 0, NULL);
+    assert_non_null(ans);
+    resp = json_object_get(ans, "response");
+    assert_string_equal(json_string_value(json_object_get(resp, "uid")),
+                        json_string_value(json_object_get(json_object_get(c, "request"), "uid")));
+    if (review_error) {
+      assert_false(json_is_true(json_object_get(resp, "allowed")));
+      assert_int_equal(json_integer_value(json_object_get(json_object_get(resp, "status"), "code")),
+                       400);
+    } else {
+      const char *reason = json_string_value(
+          json_object_get(json_object_get(resp, "auditAnnotations"), "reason"));
+
+      if (json_is_true(json_object_get(resp, "allowed")) !=
+              json_is_true(json_object_get(expect, "allowed")) ||
+          reason == NULL ||
+          strcmp(reason, json_string_value(json_object_get(expect, "reason"))) != 0)
+        fail_msg("case %s: got %s", name, r.body);
+      if (!json_is_true(json_object_get(expect, "allowed")))
+        assert_int_equal(
+            json_integer_value(json_object_get(json_object_get(resp, "status"), "code")), 403);
+    }
+    json_decref(ans);
+    resp_free(&r);
+    json_decref(review);
+    sent++;
+  }
+  print_message("%d vectors sent over HTTPS, %d skipped as clock-sensitive\n", sent,
+                skipped_clock);
+  assert_true(sent >= 50);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Malformed requests                                                        */
+
+static void expect_status(const char *path, const char *ctype, const char *body, size_t len,
+                          bool chunked, long status, const char *needle) {
+  CURL *h = tls_handle();
+  http_resp r;
+
+  post_with(h, path, ctype, body, len, chunked, &r);
+  curl_easy_cleanup(h);
+  if (r.rc != CURLE_OK)
+    fail_msg("POST %s: %s", path, curl_easy_strerror(r.rc));
+  if (r.status != status || (needle != NULL && !wht_contains(r.body, needle)))
+    fail_msg("POST %s: expected %ld with \"%s\", got %ld: %s", path, status,
+             needle != NULL ? needle : "", r.status, r.body != NULL ? r.body : "");
+  resp_free(&r);
+}
+
+#define EXPECT(body, status, needle)                                                      \
+  expect_status("/validate", "application/json", body, strlen(body), false, status, needle)
+
+static void test_bad_requests(void **state) {
+  const json_t *c = find_case("current holder and term, update");
+  json_t *review = wht_review(json_object_get(c, "request"));
+  char *good = json_dumps(review, JSON_COMPACT);
+  size_t big_len = 10 * 1000 * 1000;
+  char *big = malloc(big_len);
+  char *deep = malloc(200001);
+  json_t *copy;
+  char *text;
+  CURL *h;
+  http_resp r;
+  char url[128];
+  size_t i;
+
+  (void)state;
+  assert_non_null(big);
+  assert_non_null(deep);
+  /* Wrong version or kind: a clear 400 naming the one version served. */
+  copy = json_deep_copy(review);
+  json_object_set_new(copy, "apiVersion", json_string("admission.k8s.io/v1beta1"));
+  text = json_dumps(copy, JSON_COMPACT);
+  EXPECT(text, 400, "only admission.k8s.io/v1");
+  free(text);
+  json_object_set_new(copy, "apiVersion", json_string("admission.k8s.io/v1"));
+  json_object_set_new(copy, "kind", json_string("Pod"));
+  text = json_dumps(copy, JSON_COMPACT);
+  EXPECT(text, 400, "AdmissionReview");
+  free(text);
+  json_decref(copy);
+
+  EXPECT("{\"apiVersion\": ", 400, "not valid JSON");
+  EXPECT("", 400, "empty");
+  /* Half of a good review. */
+  text = strndup(good, strlen(good) / 2);
+  EXPECT(text, 400, "not valid JSON");
+  free(text);
+  /* Invalid UTF-8 inside a string. */
+  EXPECT("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+         "\"request\":{\"uid\":\"\xc3\x28\"}}",
+         400, "not valid JSON");
+  /* 100 000 levels of nesting. */
+  for (i = 0; i < 100000; i++) {
+    deep[i] = '[';
+    deep[100000 + i] = ']';
+  }
+  deep[200000] = '\0';
+  EXPECT(deep, 400, "not valid JSON");
+  /* Missing uid: nothing to answer to, so plain 400. */
+  copy = json_deep_copy(review);
+  json_object_del(json_object_get(copy, "request"), "uid");
+  text = json_dumps(copy, JSON_COMPACT);
+  EXPECT(text, 400, "uid");
+  free(text);
+  json_decref(copy);
+  /* A wrong type with a readable uid: an AdmissionReview with code 400. */
+  copy = json_deep_copy(review);
+  json_object_set_new(json_object_get(copy, "request"), "dryRun", json_string("yes"));
+  text = json_dumps(copy, JSON_COMPACT);
+  EXPECT(text, 200, "\"code\":400");
+  free(text);
+  json_decref(copy);
+
+  /* Content type, method, path. */
+  expect_status("/validate", "text/plain", good, strlen(good), false, 415, "application/json");
+  expect_status("/validate", NULL, good, strlen(good), false, 415, NULL);
+  expect_status("/nope", "application/json", good, strlen(good), false, 404, NULL);
+  expect_status("/validate", "application/json; charset=utf-8", good, strlen(good), false, 200,
+                "\"allowed\"");
+  h = tls_handle();
+  memset(&r, 0, sizeof r);
+  snprintf(url, sizeof url, "https://127.0.0.1:%d/validate", main_srv.port);
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
+  assert_int_equal(curl_easy_perform(h), CURLE_OK);
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
+  assert_int_equal(r.status, 405);
+  resp_free(&r);
+  curl_easy_cleanup(h);
+
+  /* 10 MB: refused with 413, by Content-Length and while arriving. */
+  memset(big, ' ', big_len);
+  expect_status("/validate", "application/json", big, big_len, false, 413, "max-request-bytes");
+  expect_status("/validate", "application/json", big, big_len, true, 413, "max-request-bytes");
+  /* Chunked and small is fine. */
+  expect_status("/validate", "application/json", good, strlen(good), true, 200, "\"allowed\"");
+
+  free(big);
+  free(deep);
+  free(good);
+  json_decref(review);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Traffic                                                                   */
+
+#define UID_MARK "00000000-0000-0000-0000-000000000000"
+
+typedef struct traffic {
+  const char *allow_body; /* Reviews with UID_MARK as uid, to be overwritten. */
+  const char *deny_body;
+  int requests;           /* Per worker; 0: until `stop`. */
+  bool fresh_every_other; /* Half the requests on a new connection. */
+  atomic_bool *stop;
+  /* Results. */
+  int done;
+  int failures;
+  long connects;
+  char first_error[256];
+} traffic;
+
+static void *traffic_main(void *arg) {
+  traffic *t = arg;
+  CURL *h = tls_handle();
+  size_t alen = strlen(t->allow_body);
+  size_t dlen = strlen(t->deny_body);
+  char *a = strdup(t->allow_body);
+  char *d = strdup(t->deny_body);
+  char *a_uid = strstr(a, UID_MARK);
+  char *d_uid = strstr(d, UID_MARK);
+  static atomic_long counter;
+  int i;
+
+  for (i = 0; t->requests == 0 || i < t->requests; i++) {
+    bool deny = (i % 2) == 1;
+    char uid[40];
+    http_resp r;
+    long connects = 0;
+    char *expect_allowed;
+
+    if (t->requests == 0 && atomic_load(t->stop))
+      break;
+    snprintf(uid, sizeof uid, "%08lx-0000-4000-8000-%012d", atomic_fetch_add(&counter, 1), i);
+    memcpy(deny ? d_uid : a_uid, uid, strlen(UID_MARK));
+    curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, t->fresh_every_other && (i % 4) < 2 ? 1L : 0L);
+    post_with(h, "/validate", "application/json", deny ? d : a, deny ? dlen : alen, false, &r);
+    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
+    t->connects += connects;
+    expect_allowed = deny ? "\"allowed\":false" : "\"allowed\":true";
+    if (r.rc != CURLE_OK || r.status != 200 || !wht_contains(r.body, uid) ||
+        !wht_contains(r.body, expect_allowed)) {
+      if (t->failures++ == 0)
+        snprintf(t->first_error, sizeof t->first_error, "rc %d (%s) status %ld: %.120s",
+                 (int)r.rc, curl_easy_strerror(r.rc), r.status, r.body != NULL ? r.body : "");
+    }
+    t->done++;
+    resp_free(&r);
+  }
+  free(a);
+  free(d);
+  curl_easy_cleanup(h);
+  return NULL;
+}
+
+/* Lease default/traffic, and a current and a stale review guarded by it. */
+static void traffic_bodies(char **allow, char **deny) {
+  const json_t *c = find_case("current holder and term, update");
+  json_t *review = wht_review(json_object_get(c, "request"));
+  json_t *req = json_object_get(review, "request");
+  json_t *ann = json_object_get(json_object_get(json_object_get(req, "object"), "metadata"),
+                                "annotations");
+  json_t *old_ann = json_object_get(
+      json_object_get(json_object_get(req, "oldObject"), "metadata"), "annotations");
+  const char *holder = "ctrl-a_aaaaaaaa-0000-4000-8000-000000000001";
+  const char *luid = "22222222-2222-4222-8222-222222222222";
+  json_t *lease = fresh_lease("default", "traffic", luid, holder, 7);
+  char stamp[512];
+
+  write_lease("default", "traffic", lease);
+  json_decref(lease);
+  json_object_set_new(req, "uid", json_string(UID_MARK));
+  json_object_set_new(ann, "leasefence.io/lease", json_string("traffic"));
+  json_object_set_new(old_ann, "leasefence.io/lease", json_string("traffic"));
+  snprintf(stamp, sizeof stamp, "lf1:7:%s:%s", luid, holder);
+  json_object_set_new(ann, "leasefence.io/stamp", json_string(stamp));
+  json_object_set_new(old_ann, "leasefence.io/stamp", json_string(stamp));
+  *allow = json_dumps(review, JSON_COMPACT);
+  snprintf(stamp, sizeof stamp, "lf1:6:%s:%s", luid, holder);
+  json_object_set_new(ann, "leasefence.io/stamp", json_string(stamp));
+  json_object_set_new(old_ann, "leasefence.io/stamp", json_string(stamp));
+  *deny = json_dumps(review, JSON_COMPACT);
+  json_decref(review);
+}
+
+/* 64 keep-alive connections, each sending 1 000 reviews (times LFW_TEST_SCALE). */
+static void test_traffic_concurrent(void **state) {
+  enum { WORKERS = 64 };
+  static traffic t[WORKERS];
+  pthread_t th[WORKERS];
+  char *allow;
+  char *deny;
+  int per = (int)(1000 * scale) < 2 ? 2 : (int)(1000 * scale);
+  int i;
+  int done = 0;
+  long connects = 0;
+
+  (void)state;
+  traffic_bodies(&allow, &deny);
+  for (i = 0; i < WORKERS; i++) {
+    memset(&t[i], 0, sizeof t[i]);
+    t[i].allow_body = allow;
+    t[i].deny_body = deny;
+    t[i].requests = per;
+    assert_int_equal(pthread_create(&th[i], NULL, traffic_main, &t[i]), 0);
+  }
+  for (i = 0; i < WORKERS; i++) {
+    pthread_join(th[i], NULL);
+    if (t[i].failures > 0)
+      fail_msg("worker %d: %d of %d failed; first: %s", i, t[i].failures, t[i].done,
+               t[i].first_error);
+    done += t[i].done;
+    connects += t[i].connects;
+  }
+  assert_int_equal(done, WORKERS * per);
+  /* Keep-alive: about one connection per worker, not one per request. */
+  print_message("%d reviews over %ld connections\n", done, connects);
+  assert_true(connects <= 2 * WORKERS);
+  assert_true(metric(&main_srv, "leasefence_requests_total{operation=\"UPDATE\",decision="
+                                "\"denied\",reason=\"StaleTerm\"}") >= WORKERS * per / 2);
+  free(allow);
+  free(deny);
+}
+
+/* Clients that stall (before the handshake, after it, mid-request) or drop
+ * a request halfway hold only their own connection: others are served. */
+static void test_stalled_clients(void **state) {
+  static const char half[] = "POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             "Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
+                             "{\"apiVersion\":\"admiss";
+  raw_tls stalled;
+  raw_tls dropped;
+  int idle_fd;
+  char *allow;
+  char *deny;
+  traffic t;
+  atomic_bool stop = false;
+  int64_t t0;
+  int64_t took;
+
+  (void)state;
+  idle_fd = tcp_connect(main_srv.port);
+  assert_true(idle_fd >= 0);
+  raw_open(&stalled, main_srv.port);
+  assert_true(gnutls_record_send(stalled.session, half, sizeof half - 1) > 0);
+  raw_open(&dropped, main_srv.port);
+  assert_true(gnutls_record_send(dropped.session, half, sizeof half - 1) > 0);
+  raw_close(&dropped); /* Truncated body, connection gone. */
+
+  traffic_bodies(&allow, &deny);
+  memset(&t, 0, sizeof t);
+  t.allow_body = allow;
+  t.deny_body = deny;
+  t.requests = (int)(200 * scale) < 20 ? 20 : (int)(200 * scale);
+  t.fresh_every_other = true;
+  t.stop = &stop;
+  t0 = mono_ms();
+  traffic_main(&t);
+  took = mono_ms() - t0;
+  if (t.failures > 0)
+    fail_msg("%d of %d failed while a client stalled; first: %s", t.failures, t.done,
+             t.first_error);
+  print_message("200 reviews in %lld ms beside stalled clients\n", (long long)took);
+  /* Generous: the point is "not blocked until the stalled client's timeout". */
+  assert_true(took < 20000 * slow);
+  raw_close(&stalled);
+  close(idle_fd);
+  free(allow);
+  free(deny);
+}
+
+/* Rotate the serving certificate under traffic: new connections get the new
+ * serial, and not one request fails. */
+static void test_hot_reload(void **state) {
+  enum { WORKERS = 4 };
+  traffic t[WORKERS];
+  pthread_t th[WORKERS];
+  atomic_bool stop = false;
+  char before[130];
+  char want[130];
+  char now[130];
+  char path[1024];
+  char *allow;
+  char *deny;
+  double reloads0 = metric(&main_srv, "leasefence_certificate_reloads_total{result=\"success\"}");
+  double count0 = metric(&main_srv, "leasefence_request_duration_seconds_count");
+  int64_t deadline;
+  int i;
+  int done = 0;
+
+  (void)state;
+  traffic_bodies(&allow, &deny);
+  served_serial(main_srv.port, before, sizeof before);
+  snprintf(path, sizeof path, "%s/certs/tls.crt", dir);
+  file_serial(path, now, sizeof now);
+  assert_string_equal(before, now);
+  for (i = 0; i < WORKERS; i++) {
+    memset(&t[i], 0, sizeof t[i]);
+    t[i].allow_body = allow;
+    t[i].deny_body = deny;
+    t[i].fresh_every_other = true;
+    t[i].stop = &stop;
+    assert_int_equal(pthread_create(&th[i], NULL, traffic_main, &t[i]), 0);
+  }
+  /* Rotate only once traffic is flowing, so the swap happens under load. */
+  deadline = mono_ms() + 15000 * slow;
+  while (metric(&main_srv, "leasefence_request_duration_seconds_count") < count0 + 100 * scale + 4) {
+    if (mono_ms() > deadline)
+      fail_msg("no traffic before the rotation");
+    pause_ms(20);
+  }
+  run_cmd("%s rotate --dir %s/certs >/dev/null", certs_tool, dir);
+  file_serial(path, want, sizeof want);
+  assert_string_not_equal(want, before);
+  deadline = mono_ms() + 15000 * slow;
+  for (;;) {
+    served_serial(main_srv.port, now, sizeof now);
+    if (strcmp(now, want) == 0)
+      break;
+    if (mono_ms() > deadline)
+      fail_msg("still served serial %s, want %s", now, want);
+    pause_ms(50);
+  }
+  /* Some more traffic on the new certificate, then stop. */
+  count0 = metric(&main_srv, "leasefence_request_duration_seconds_count");
+  while (metric(&main_srv, "leasefence_request_duration_seconds_count") < count0 + 100 * scale + 4) {
+    if (mono_ms() > deadline)
+      fail_msg("no traffic after the rotation");
+    pause_ms(20);
+  }
+  atomic_store(&stop, true);
+  for (i = 0; i < WORKERS; i++) {
+    pthread_join(th[i], NULL);
+    if (t[i].failures > 0)
+      fail_msg("worker %d: %d of %d failed during the reload; first: %s", i, t[i].failures,
+               t[i].done, t[i].first_error);
+    done += t[i].done;
+  }
+  print_message("%d reviews during the reload, none failed\n", done);
+  assert_true(done > 0);
+  assert_true(metric(&main_srv, "leasefence_certificate_reloads_total{result=\"success\"}") >=
+              reloads0 + 1);
+  free(allow);
+  free(deny);
+}
+
+/* A bad pair on disk is refused; the old one keeps serving. */
+static void test_bad_reload(void **state) {
+  char key[512];
+  char keep[512];
+  char before[130];
+  char after[130];
+  double failures0 =
+      metric(&main_srv, "leasefence_certificate_reloads_total{result=\"failure\"}");
+  int64_t deadline;
+
+  (void)state;
+  served_serial(main_srv.port, before, sizeof before);
+  snprintf(key, sizeof key, "%s/certs/tls.key", dir);
+  snprintf(keep, sizeof keep, "%s/certs/tls.key.keep", dir);
+  run_cmd("cp %s %s", key, keep);
+  write_file(key, "not a key\n", 10);
+  deadline = mono_ms() + 15000 * slow;
+  while (metric(&main_srv, "leasefence_certificate_reloads_total{result=\"failure\"}") <
+         failures0 + 1) {
+    if (mono_ms() > deadline)
+      fail_msg("the bad key was never reported");
+    pause_ms(50);
+  }
+  served_serial(main_srv.port, after, sizeof after);
+  assert_string_equal(before, after);
+  assert_int_equal(rename(keep, key), 0);
+}
+
+static void test_health_and_metrics(void **state) {
+  http_resp r;
+
+  (void)state;
+  health_get(&main_srv, "/healthz", &r);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  health_get(&main_srv, "/readyz", &r);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  health_get(&main_srv, "/nope", &r);
+  assert_int_equal(r.status, 404);
+  resp_free(&r);
+  health_get(&main_srv, "/metrics", &r);
+  assert_int_equal(r.status, 200);
+  assert_true(wht_contains(r.body, "# TYPE leasefence_requests_total counter"));
+  assert_true(wht_contains(r.body, "leasefence_request_duration_seconds_bucket{le=\"+Inf\"}"));
+  assert_true(wht_contains(r.body, "leasefence_inflight_requests "));
+  assert_true(wht_contains(r.body, "leasefence_certificate_reloads_total{result=\"success\"}"));
+  assert_true(wht_contains(r.body, "leasefence_build_info{version=\""));
+  resp_free(&r);
+  assert_true(metric(&main_srv, "leasefence_request_duration_seconds_count") > 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Separate server instances                                                 */
+
+static void test_client_ca(void **state) {
+  char ca[512];
+  char arg[600];
+  const char *extra[] = {arg, NULL};
+  server s;
+  server keep = main_srv;
+  const json_t *c = find_case("not protected");
+  json_t *review = wht_review(json_object_get(c, "request"));
+  char *body = json_dumps(review, JSON_COMPACT);
+  char cert[512];
+  char key[512];
+  CURL *h;
+  http_resp r;
+
+  (void)state;
+  snprintf(ca, sizeof ca, "%s/certs/ca.crt", dir);
+  snprintf(arg, sizeof arg, "--client-ca-file=%s", ca);
+  start_server(&s, extra);
+  main_srv = s; /* post_with() talks to main_srv. */
+
+  /* No client certificate: refused. */
+  h = tls_handle();
+  post_with(h, "/validate", "application/json", body, strlen(body), false, &r);
+  assert_true(r.rc != CURLE_OK || r.status != 200);
+  resp_free(&r);
+  curl_easy_cleanup(h);
+
+  /* A certificate from another CA: refused. */
+  h = tls_handle();
+  snprintf(cert, sizeof cert, "%s/other/client.crt", dir);
+  snprintf(key, sizeof key, "%s/other/client.key", dir);
+  curl_easy_setopt(h, CURLOPT_SSLCERT, cert);
+  curl_easy_setopt(h, CURLOPT_SSLKEY, key);
+  post_with(h, "/validate", "application/json", body, strlen(body), false, &r);
+  assert_true(r.rc != CURLE_OK || r.status != 200);
+  resp_free(&r);
+  curl_easy_cleanup(h);
+
+  /* A certificate from the client CA: served. */
+  h = tls_handle();
+  snprintf(cert, sizeof cert, "%s/certs/client.crt", dir);
+  snprintf(key, sizeof key, "%s/certs/client.key", dir);
+  curl_easy_setopt(h, CURLOPT_SSLCERT, cert);
+  curl_easy_setopt(h, CURLOPT_SSLKEY, key);
+  post_with(h, "/validate", "application/json", body, strlen(body), false, &r);
+  assert_int_equal(r.rc, CURLE_OK);
+  assert_int_equal(r.status, 200);
+  assert_true(wht_contains(r.body, "\"allowed\":true"));
+  resp_free(&r);
+  curl_easy_cleanup(h);
+
+  main_srv = keep;
+  assert_int_equal(stop_server(&s), 0);
+  free(body);
+  json_decref(review);
+}
+
+typedef struct slow_req {
+  const char *body;
+  int port;
+  http_resp r;
+} slow_req;
+
+static void *slow_main(void *arg) {
+  slow_req *q = arg;
+  CURL *h = tls_handle();
+  char url[128];
+  struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
+
+  memset(&q->r, 0, sizeof q->r);
+  snprintf(url, sizeof url, "https://127.0.0.1:%d/validate", q->port);
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDS, q->body);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &q->r);
+  q->r.rc = curl_easy_perform(h);
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &q->r.status);
+  curl_slist_free_all(hd);
+  curl_easy_cleanup(h);
+  return NULL;
+}
+
+/* SIGTERM while a request is in flight: the server stops accepting, reports
+ * not ready, finishes the request, and exits 0. The request is held in flight
+ * by its Lease file being a FIFO that the test writes only after SIGTERM. */
+static void test_sigterm_inflight(void **state) {
+  const char *holder = "ctrl-a_aaaaaaaa-0000-4000-8000-000000000001";
+  const char *luid = "33333333-3333-4333-8333-333333333333";
+  char *allow;
+  char *deny;
+  char fifo[1024];
+  char stamp[512];
+  json_t *review;
+  json_t *req;
+  json_t *lease;
+  char *lease_text;
+  char *body;
+  slow_req q;
+  pthread_t th;
+  server s;
+  int64_t deadline;
+  int fd;
+  int status = 0;
+  http_resp r;
+
+  (void)state;
+  /* A review guarded by Lease default/slow. */
+  traffic_bodies(&allow, &deny);
+  review = json_loads(allow, 0, NULL);
+  req = json_object_get(review, "request");
+  snprintf(stamp, sizeof stamp, "lf1:2:%s:%s", luid, holder);
+  json_object_set_new(req, "uid", json_string("slow-request"));
+  json_object_set_new(json_object_get(json_object_get(json_object_get(req, "object"), "metadata"),
+                                      "annotations"),
+                      "leasefence.io/lease", json_string("slow"));
+  json_object_set_new(json_object_get(json_object_get(json_object_get(req, "object"), "metadata"),
+                                      "annotations"),
+                      "leasefence.io/stamp", json_string(stamp));
+  json_object_del(req, "oldObject");
+  json_object_set_new(req, "operation", json_string("CREATE"));
+  body = json_dumps(review, JSON_COMPACT);
+  lease = fresh_lease("default", "slow", luid, holder, 2);
+  lease_text = json_dumps(lease, JSON_COMPACT);
+
+  lease_path(fifo, sizeof fifo, "default", "slow");
+  unlink(fifo);
+  assert_int_equal(mkfifo(fifo, 0644), 0);
+  start_server(&s, NULL);
+  q.body = body;
+  q.port = s.port;
+  assert_int_equal(pthread_create(&th, NULL, slow_main, &q), 0);
+  deadline = mono_ms() + 10000 * slow;
+  while (metric(&s, "leasefence_inflight_requests") < 1) {
+    if (mono_ms() > deadline)
+      fail_msg("the request never got in flight");
+    pause_ms(10);
+  }
+  kill(s.pid, SIGTERM);
+  /* Draining: not ready, and no new connections. */
+  deadline = mono_ms() + 10000 * slow;
+  for (;;) {
+    health_get(&s, "/readyz", &r);
+    if (r.status == 503) {
+      resp_free(&r);
+      break;
+    }
+    resp_free(&r);
+    if (mono_ms() > deadline)
+      fail_msg("/readyz did not turn 503 after SIGTERM");
+    pause_ms(10);
+  }
+  assert_int_equal(waitpid(s.pid, &status, WNOHANG), 0); /* Still finishing. */
+  fd = tcp_connect(s.port);
+  assert_true(fd < 0);
+  /* Release the request. */
+  fd = open(fifo, O_WRONLY);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, lease_text, strlen(lease_text)), (ssize_t)strlen(lease_text));
+  close(fd);
+  pthread_join(th, NULL);
+  assert_int_equal(q.r.rc, CURLE_OK);
+  assert_int_equal(q.r.status, 200);
+  assert_true(wht_contains(q.r.body, "\"uid\":\"slow-request\""));
+  assert_true(wht_contains(q.r.body, "\"allowed\":true"));
+  resp_free(&q.r);
+  /* Exit 0, well within the shutdown timeout. */
+  deadline = mono_ms() + 10000 * slow;
+  while (waitpid(s.pid, &status, WNOHANG) == 0) {
+    if (mono_ms() > deadline) {
+      kill(s.pid, SIGKILL);
+      fail_msg("the server did not exit after its last request");
+    }
+    pause_ms(10);
+  }
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  unlink(fifo);
+  free(lease_text);
+  json_decref(lease);
+  free(body);
+  json_decref(review);
+  free(allow);
+  free(deny);
+}
+
+int main(int argc, char **argv) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_vectors_https),    cmocka_unit_test(test_bad_requests),
+      cmocka_unit_test(test_traffic_concurrent), cmocka_unit_test(test_stalled_clients),
+      cmocka_unit_test(test_hot_reload),       cmocka_unit_test(test_bad_reload),
+      cmocka_unit_test(test_health_and_metrics), cmocka_unit_test(test_client_ca),
+      cmocka_unit_test(test_sigterm_inflight),
+  };
+  const char *v;
+  int rc;
+
+  if (argc != 3) {
+    fprintf(stderr, "usage: %s <leasefence-webhook> <certs tool>\n", argv[0]);
+    return 2;
+  }
+  server_bin = argv[1];
+  certs_tool = argv[2];
+  v = getenv("LFW_TEST_SCALE");
+  if (v != NULL)
+    scale = atof(v);
+  v = getenv("LFW_TEST_WRAPPER");
+  if (v != NULL && v[0] != '\0')
+    slow = 10;
+  v = getenv("LFW_TEST_FILTER");
+  if (v != NULL && v[0] != '\0')
+    cmocka_set_test_filter(v);
+  signal(SIGPIPE, SIG_IGN);
+  curl_global_init(CURL_GLOBAL_ALL);
+  gnutls_global_init();
+  rc = cmocka_run_group_tests(tests, setup, teardown);
+  gnutls_global_deinit();
+  curl_global_cleanup();
+  return rc;
+}
