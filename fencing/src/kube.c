@@ -833,14 +833,14 @@ int lf_kube_status_error(const lf_kube_client *client, long status, const char *
                          sep, msg);
   case 401:
     return lf__kube_fail(err, LF_EDENIED,
-                         "reading %s: HTTP 401 Unauthorized from %s: the credentials were "
+                         "%s: HTTP 401 Unauthorized from %s: the credentials were "
                          "rejected (expired or wrong token or certificate?)%s%s",
                          what, server, sep, msg);
   case 403:
-    return lf__kube_fail(err, LF_EDENIED, "reading %s: HTTP 403 Forbidden from %s%s%s", what,
+    return lf__kube_fail(err, LF_EDENIED, "%s: HTTP 403 Forbidden from %s%s%s", what,
                          server, sep, msg);
   default:
-    return lf__kube_fail(err, LF_EIO, "reading %s: HTTP %ld%s%s from %s%s%s", what, status,
+    return lf__kube_fail(err, LF_EIO, "%s: HTTP %ld%s%s from %s%s%s", what, status,
                          reason[0] != '\0' ? " " : "", reason, server, sep, msg);
   }
 }
@@ -884,7 +884,10 @@ int lf_kube_get_lease(lf_kube_client *client, const lf_lease_ref *ref, int64_t t
   lf_lease lease;
   lf_kube_req req = {0};
 
+  /* The ref may come from anywhere: never read past its arrays. */
   if (ref->ns[0] == '\0' || ref->name[0] == '\0' ||
+      strnlen(ref->ns, sizeof(ref->ns)) == sizeof(ref->ns) ||
+      strnlen(ref->name, sizeof(ref->name)) == sizeof(ref->name) ||
       !escape_segment(ref->ns, ns, sizeof(ns)) || !escape_segment(ref->name, name, sizeof(name))) {
     rc = lf__kube_fail(err, LF_EINVAL, "a Lease needs a namespace and a name within bounds");
     goto out;

@@ -259,11 +259,14 @@ static void test_get_lease_escapes_path(void **state) {
   lf_error err = {0};
   lf_lease_ref odd = {"ns1", "a b/c?d"};
   lf_lease_ref empty = {"", "x"};
+  lf_lease_ref unterminated;
 
   set_mode(M_LEASE, 0, NULL);
   assert_int_equal(lf_kube_get_lease(c, &odd, 2000, &lease, &err), LF_OK);
   assert_string_equal(g.path, "/apis/coordination.k8s.io/v1/namespaces/ns1/leases/a%20b%2Fc%3Fd");
   assert_int_equal(lf_kube_get_lease(c, &empty, 2000, &lease, &err), LF_EINVAL);
+  memset(&unterminated, 'a', sizeof(unterminated));
+  assert_int_equal(lf_kube_get_lease(c, &unterminated, 2000, &lease, &err), LF_EINVAL);
   lf_kube_client_free(&c);
 }
 
@@ -888,6 +891,33 @@ static void test_tls_client_certificate(void **state) {
   assert_int_equal(tls_get(t->mtls_server, &parts, &err), LF_EIO);
 }
 
+static void test_tls_connection_reused(void **state) {
+  tls_fixture *t = *state;
+  char url[64];
+  lf_kube_parts parts = {0};
+  lf_kube_config *cfg = NULL;
+  lf_kube_client *c = NULL;
+  lf_lease lease;
+  lf_error err = {0};
+  unsigned before = ts_connections(t->mtls_server);
+
+  /* In-memory CA and client certificate: curl must still match the pooled
+   * connection, or every Lease read would pay a TLS handshake. */
+  snprintf(url, sizeof(url), "https://127.0.0.1:%d", ts_port(t->mtls_server));
+  parts.server = url;
+  parts.ca_pem = t->server_cert;
+  parts.cert_pem = t->client_cert;
+  parts.key_pem = t->client_key;
+  assert_int_equal(lf_kube_config_from_parts(&parts, &cfg, &err), LF_OK);
+  assert_int_equal(lf_kube_client_new(&cfg, NULL, &c, &err), LF_OK);
+  set_mode(M_LEASE, 0, NULL);
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(lf_kube_get_lease(c, &REF, 5000, &lease, &err), LF_OK);
+  }
+  assert_int_equal(ts_connections(t->mtls_server) - before, 1);
+  lf_kube_client_free(&c);
+}
+
 static char *b64(const char *s) {
   static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   size_t n = strlen(s);
@@ -982,6 +1012,7 @@ int main(void) {
       cmocka_unit_test(test_tls_wrong_ca),
       cmocka_unit_test(test_tls_insecure),
       cmocka_unit_test(test_tls_client_certificate),
+      cmocka_unit_test(test_tls_connection_reused),
       cmocka_unit_test(test_tls_from_kubeconfig),
   };
   int failed = cmocka_run_group_tests_name("kube (plain HTTP)", plain, setup_plain, teardown_plain);

@@ -245,8 +245,9 @@ LF_EXPORT int lf_kube_request(lf_kube_client *client, const lf_kube_req *req, lo
                               char **body, size_t *body_len, lf_error *err);
 
 /*
- * Maps an HTTP status that is not 2xx to an LF_E* code and a sentence about
- * `what` (e.g. "Lease ns/name"), quoting the message of the API server's
+ * Maps an HTTP status that is not 2xx to an LF_E* code and a sentence that
+ * starts with `what` (e.g. "Lease ns/name", "patching ConfigMap ns/cm"),
+ * quoting the message of the API server's
  * Status object in `body` (may be NULL) when there is one: 404 LF_ENOTFOUND,
  * 401 and 403 LF_EDENIED, anything else LF_EIO. Returns LF_OK for 2xx.
  * `client` supplies the server name for the text.
