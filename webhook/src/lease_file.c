@@ -3,24 +3,121 @@
  *
  * A lookup of Lease ns/name reads DIR/ns/name.json, a Lease object as JSON
  * (what `kubectl get lease -o json` prints), and parses it with
- * lf_lease_parse. The file is read on every lookup, so a test or a demo
+ * lf_lease_parse. Every lookup looks at the file, so a test or a demo
  * changes the Lease by rewriting the file (write a temporary file and
  * rename it over, so a reader never sees half a file).
+ *
+ * Parsing is skipped when the file is provably unchanged: a small cache keeps
+ * the parsed Lease with the file's device, inode, size, mtime and ctime, and
+ * a lookup whose stat() matches uses it. Timestamps on Linux come from a
+ * coarse clock, so a file rewritten in place twice within one tick, at the
+ * same size, would look unchanged; a file is therefore cached only once its
+ * mtime is a few seconds old, after which any rewrite moves the mtime.
+ * FIFOs and other non-regular files are never cached.
  */
 #include "lease_source.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#define CACHE_SLOTS 128      /* Direct-mapped by a hash of namespace/name. */
+#define SETTLED_SECONDS 3    /* Age of an mtime past which the file is cached. */
+
+/* What stat() says about a file; equal signatures mean unchanged content
+ * (for files whose mtime is settled). */
+typedef struct file_sig {
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  struct timespec mtime;
+  struct timespec ctime;
+} file_sig;
+
+typedef struct cache_slot {
+  bool used;
+  char ns[LF_NAMESPACE_MAX + 1];
+  char name[LF_NAME_MAX + 1];
+  file_sig sig;
+  lf_lease lease;
+} cache_slot;
 
 typedef struct file_source {
   char *dir;
+  bool lock_ready;
+  pthread_mutex_t lock; /* Guards `cache`. */
+  cache_slot cache[CACHE_SLOTS];
 } file_source;
+
+static void sig_of(const struct stat *st, file_sig *sig) {
+  memset(sig, 0, sizeof *sig);
+  sig->dev = st->st_dev;
+  sig->ino = st->st_ino;
+  sig->size = st->st_size;
+  sig->mtime = st->st_mtim;
+  sig->ctime = st->st_ctim;
+}
+
+static bool sig_equal(const file_sig *a, const file_sig *b) {
+  return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+         a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+         a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+static bool settled(const file_sig *sig) {
+  struct timespec now;
+
+  clock_gettime(CLOCK_REALTIME, &now);
+  return now.tv_sec - sig->mtime.tv_sec >= SETTLED_SECONDS &&
+         now.tv_sec - sig->ctime.tv_sec >= SETTLED_SECONDS;
+}
+
+static cache_slot *slot_for(file_source *fs, const lf_lease_ref *ref) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  const char *p;
+
+  for (p = ref->ns; *p != '\0'; p++)
+    h = (h ^ (unsigned char)*p) * 16777619u;
+  h = (h ^ '/') * 16777619u;
+  for (p = ref->name; *p != '\0'; p++)
+    h = (h ^ (unsigned char)*p) * 16777619u;
+  return &fs->cache[h % CACHE_SLOTS];
+}
+
+/* Copies the cached Lease when `sig` is the file it came from. */
+static bool cache_get(file_source *fs, const lf_lease_ref *ref, const file_sig *sig,
+                      lf_lease *out) {
+  cache_slot *slot = slot_for(fs, ref);
+  bool hit;
+
+  pthread_mutex_lock(&fs->lock);
+  hit = slot->used && strcmp(slot->ns, ref->ns) == 0 && strcmp(slot->name, ref->name) == 0 &&
+        sig_equal(&slot->sig, sig);
+  if (hit)
+    *out = slot->lease;
+  pthread_mutex_unlock(&fs->lock);
+  return hit;
+}
+
+static void cache_put(file_source *fs, const lf_lease_ref *ref, const file_sig *sig,
+                      const lf_lease *lease) {
+  cache_slot *slot = slot_for(fs, ref);
+
+  pthread_mutex_lock(&fs->lock);
+  slot->used = true;
+  snprintf(slot->ns, sizeof slot->ns, "%s", ref->ns);
+  snprintf(slot->name, sizeof slot->name, "%s", ref->name);
+  slot->sig = *sig;
+  slot->lease = *lease;
+  pthread_mutex_unlock(&fs->lock);
+}
 
 static int set_err(lf_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -46,7 +143,10 @@ static bool safe_component(const char *s) {
 
 static int file_get(void *ctx, const lf_lease_ref *ref, unsigned flags, int64_t deadline_us,
                     lf_lease *out, lf_error *err) {
-  const file_source *fs = ctx;
+  file_source *fs = ctx;
+  struct stat st;
+  file_sig sig;
+  bool cacheable = false;
   char path[4096 + LF_NAMESPACE_MAX + LF_NAME_MAX + 8];
   char *data = NULL;
   size_t len = 0;
@@ -63,6 +163,13 @@ static int file_get(void *ctx, const lf_lease_ref *ref, unsigned flags, int64_t 
     goto out;
   }
   snprintf(path, sizeof path, "%s/%s/%s.json", fs->dir, ref->ns, ref->name);
+  if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+    sig_of(&st, &sig);
+    if (cache_get(fs, ref, &sig, out)) {
+      rc = LF_OK;
+      goto out;
+    }
+  }
   fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT || errno == ENOTDIR)
@@ -71,6 +178,12 @@ static int file_get(void *ctx, const lf_lease_ref *ref, unsigned flags, int64_t 
     else
       rc = set_err(err, LF_EIO, "cannot open %s: %s", path, strerror(errno));
     goto out;
+  }
+  /* The signature of what is read is taken from the open file itself, so a
+   * rename between the stat() above and the open() cannot mislabel it. */
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    sig_of(&st, &sig);
+    cacheable = settled(&sig);
   }
   /* Read at most LF_LEASE_JSON_MAX + 1 bytes: one more than allowed tells a
    * file over the bound from one exactly at it. */
@@ -123,6 +236,8 @@ static int file_get(void *ctx, const lf_lease_ref *ref, unsigned flags, int64_t 
                  ref->name);
     goto out;
   }
+  if (cacheable)
+    cache_put(fs, ref, &sig, out);
   rc = LF_OK;
 out:
   if (fd >= 0)
@@ -148,6 +263,8 @@ static void file_close(void *ctx) {
 
   if (fs == NULL)
     return;
+  if (fs->lock_ready)
+    pthread_mutex_destroy(&fs->lock);
   free(fs->dir);
   free(fs);
 }
@@ -173,6 +290,8 @@ int lfw_lease_file_open(const char *dir, lfw_lease_source *out, lf_error *err) {
     rc = set_err(err, LF_ENOMEM, "out of memory");
     goto out;
   }
+  pthread_mutex_init(&fs->lock, NULL);
+  fs->lock_ready = true;
   out->name = "file";
   out->ctx = fs;
   out->get = file_get;

@@ -8,6 +8,7 @@
 #include "review.h"
 
 #include "log.h"
+#include "prune.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -162,8 +163,24 @@ static void log_decision(const lfw_review_env *env, const lf_request *req,
   lfw_log_json(level, dec->allowed ? "allowed" : "denied", f);
 }
 
+/* Parses the review: the pruned projection when it can be made, else (and
+ * for the error message of a body that is not valid JSON) the whole body. */
+static json_t *parse(const char *body, size_t len, lfw_buf *scratch, json_error_t *jerr) {
+  json_t *root = NULL;
+
+  /* JSON_REJECT_DUPLICATES: a review with two "uid" or two "object" keys is
+   * ambiguous, and reading the first while the API server used the last
+   * would decide on the wrong data. jansson also rejects invalid UTF-8, NUL
+   * in strings, and nesting deeper than 2048. */
+  if (scratch != NULL && lfw_prune_review(body, len, scratch) == LFW_PRUNE_OK)
+    root = json_loadb(scratch->data, scratch->len, JSON_REJECT_DUPLICATES, jerr);
+  if (root == NULL)
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, jerr);
+  return root;
+}
+
 void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, int64_t now_us,
-                       lfw_buf *out, lfw_review_result *res) {
+                       lfw_buf *scratch, lfw_buf *out, lfw_review_result *res) {
   json_error_t jerr;
   json_t *root = NULL;
   const json_t *request;
@@ -189,11 +206,7 @@ void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, 
                     "the request body is empty; expected an admission.k8s.io/v1 AdmissionReview");
     goto out;
   }
-  /* JSON_REJECT_DUPLICATES: a review with two "uid" or two "object" keys is
-   * ambiguous, and reading the first while the API server used the last
-   * would decide on the wrong data. jansson also rejects invalid UTF-8, NUL
-   * in strings, and nesting deeper than 2048. */
-  root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+  root = parse(body, len, scratch, &jerr);
   if (root == NULL) {
     snprintf(msg, sizeof msg, "the body is not valid JSON (line %d, column %d): %s", jerr.line,
              jerr.column, jerr.text);

@@ -45,8 +45,11 @@ typedef struct lfw_review_result {
 
 /* Answers the AdmissionReview in `body` (`len` bytes) at wall time `now_us`.
  * `out` is reset and receives the response body (bounded by its own max; 64
- * KiB always suffices). Never fails: every input gets an answer. */
+ * KiB always suffices). `scratch` (may be NULL) holds the pruned review
+ * (prune.h) and must allow `len` bytes; without it the whole body is parsed.
+ * Both buffers stay the caller's, for reuse. Never fails: every input gets
+ * an answer. */
 void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, int64_t now_us,
-                       lfw_buf *out, lfw_review_result *res);
+                       lfw_buf *scratch, lfw_buf *out, lfw_review_result *res);
 
 #endif /* LFW_REVIEW_H */

@@ -55,6 +55,7 @@ typedef struct conn {
   lfw_review_result result;
   lfw_buf body; /* Bounded by --max-request-bytes. */
   lfw_buf resp; /* Bounded by RESPONSE_MAX. */
+  lfw_buf scratch; /* The pruned review; bounded by --max-request-bytes. */
 } conn;
 
 static const char MSG_NOT_FOUND[] = "leasefence: not found\n";
@@ -215,7 +216,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   }
   k->responded = true;
   lfw_review_handle(s->env, k->body.data != NULL ? k->body.data : "", k->body.len,
-                    lfw_realtime_us(), &k->resp, &k->result);
+                    lfw_realtime_us(), &k->scratch, &k->resp, &k->result);
   k->has_result = true;
   if (k->resp.overflow) {
     k->result.decision = LFW_D_ERROR;
@@ -243,6 +244,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
   k->in_request = false;
   if (k->body.cap > KEEP_BODY_MAX)
     lfw_buf_free(&k->body);
+  if (k->scratch.cap > KEEP_BODY_MAX)
+    lfw_buf_free(&k->scratch);
   *req_cls = NULL;
 }
 
@@ -257,6 +260,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     if (k != NULL) {
       lfw_buf_init(&k->body, s->cfg->max_request_bytes);
       lfw_buf_init(&k->resp, RESPONSE_MAX);
+      lfw_buf_init(&k->scratch, s->cfg->max_request_bytes);
     }
     /* NULL makes every request on this connection fail (out of memory). */
     *socket_context = k;
@@ -268,6 +272,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
   lfw_tls_pair_release(k->pair);
   lfw_buf_free(&k->body);
   lfw_buf_free(&k->resp);
+  lfw_buf_free(&k->scratch);
   free(k);
   *socket_context = NULL;
 }

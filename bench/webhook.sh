@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# bench/webhook.sh: throughput and latency of leasefence-webhook per
+# AdmissionReview, over TLS with keep-alive, on this machine.
+#
+# What it does:
+#  1. builds a Release tree in build-bench/ (webhook and certs tool only);
+#  2. makes certificates with leasefence-certs and a Lease file renewed now
+#     (an hour long, so it stays current for the whole run);
+#  3. starts the server with the file Lease source, so every review runs the
+#     full path: parse, lf_request, Lease file read and parse, decision,
+#     response (a protected ConfigMap UPDATE with a current stamp);
+#  4. closed-loop throughput: wrk over HTTPS keep-alive, POSTing one fixed
+#     AdmissionReview, at several connection counts;
+#  5. fixed-rate latency: wrk again, each connection pacing itself with the
+#     Lua delay() hook to a target total rate (wrk2 is not in Debian, and
+#     h2load's -r paces connection creation, not requests); the achieved
+#     rate is printed next to the percentiles;
+#  6. the server's peak RSS (VmHWM).
+#
+# Usage: bench/webhook.sh [seconds per run (default 10)] [fixed rate (default 7500)]
+# Environment: CONNS="1 8 64" to change the connection counts, THREADS for
+# the server's --threads (default: one per CPU).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+build=$root/build-bench
+secs=${1:-10}
+rate=${2:-7500}
+conns=${CONNS:-"1 8 64"}
+work=$(mktemp -d /tmp/lfw-bench-XXXXXX)
+server_pid=
+
+cleanup() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid"
+    wait "$server_pid" || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+for tool in wrk curl cmake python3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 1; }
+done
+
+echo "== build (Release) in $build"
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLF_TESTS=OFF -DLF_WITH_KUBE=OFF \
+  >"$work/cmake.log" 2>&1 || { cat "$work/cmake.log"; exit 1; }
+cmake --build "$build" --target leasefence-webhook -j"$(nproc)" >"$work/build.log" 2>&1 ||
+  { cat "$work/build.log"; exit 1; }
+certs_tool=$root/tests/webhook/certs-openssl.sh
+if cmake --build "$build" --target leasefence-certs -j"$(nproc)" >>"$work/build.log" 2>&1; then
+  certs_tool=$build/certs/leasefence-certs
+fi
+
+echo "== certificates ($certs_tool), Lease and review"
+mkdir -p "$work/certs" "$work/leases/default"
+"$certs_tool" all --dir "$work/certs" --service leasefence --namespace leasefence \
+  --ip 127.0.0.1 >/dev/null
+python3 - "$work" <<'EOF'
+import datetime, json, sys
+work = sys.argv[1]
+uid = "11111111-1111-4111-8111-111111111111"
+holder = "ctrl-a_aaaaaaaa-0000-4000-8000-000000000001"
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+         "metadata": {"name": "ctrl", "namespace": "default", "uid": uid, "resourceVersion": "1"},
+         "spec": {"holderIdentity": holder, "leaseDurationSeconds": 3600, "leaseTransitions": 3,
+                  "renewTime": now, "acquireTime": now}}
+json.dump(lease, open(f"{work}/leases/default/ctrl.json", "w"))
+stamp = f"lf1:3:{uid}:{holder}"
+def obj():
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "shard-map", "namespace": "default", "uid": "5e1c0f6e-0000-4000-8000-00000000abcd",
+                         "resourceVersion": "4711",
+                         "labels": {"app.kubernetes.io/name": "ctrl"},
+                         "annotations": {"leasefence.io/lease": "ctrl", "leasefence.io/stamp": stamp}},
+            "data": {f"shard-{i}": f"node-{i % 7}" for i in range(16)}}
+review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+          "request": {"uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+                      "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+                      "resource": {"group": "", "version": "v1", "resource": "configmaps"},
+                      "requestKind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+                      "requestResource": {"group": "", "version": "v1", "resource": "configmaps"},
+                      "name": "shard-map", "namespace": "default", "operation": "UPDATE",
+                      "userInfo": {"username": "system:serviceaccount:default:ctrl",
+                                   "uid": "8c2b4e1a-0000-4000-8000-000000000001",
+                                   "groups": ["system:serviceaccounts", "system:serviceaccounts:default",
+                                              "system:authenticated"],
+                                   "extra": {"authentication.kubernetes.io/pod-name": ["ctrl-a"],
+                                             "authentication.kubernetes.io/pod-uid": ["0000"]}},
+                      "object": obj(), "oldObject": obj(), "dryRun": False,
+                      "options": {"apiVersion": "meta.k8s.io/v1", "kind": "UpdateOptions",
+                                  "fieldManager": "ctrl"}}}
+json.dump(review, open(f"{work}/review.json", "w"))
+EOF
+body_bytes=$(wc -c <"$work/review.json")
+
+# wrk script: POST the review; report percentiles (wrk's own --latency stops
+# at p99) and, when RATE_DELAY_MS is set, pace each connection.
+cat >"$work/post.lua" <<EOF
+local f = assert(io.open("$work/review.json", "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+local pace = tonumber(os.getenv("RATE_DELAY_MS") or "0")
+if pace > 0 then
+  function delay() return pace end
+end
+function done(summary, latency, requests)
+  local secs = summary.duration / 1e6
+  io.write(string.format("RESULT reviews/s=%.0f p50_ms=%.3f p99_ms=%.3f p99.9_ms=%.3f max_ms=%.3f errors=%d non2xx=%d\n",
+    summary.requests / secs, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    latency:percentile(99.9) / 1000, latency.max / 1000,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status))
+end
+EOF
+
+port=18443
+hport=18081
+threads_flag=()
+if [ -n "${THREADS:-}" ]; then threads_flag=(--threads "$THREADS"); fi
+"$build/webhook/leasefence-webhook" --tls-cert-file "$work/certs/tls.crt" \
+  --tls-private-key-file "$work/certs/tls.key" --lease-source "file:$work/leases" \
+  --bind-address 127.0.0.1 --port $port --health-bind-address 127.0.0.1 --health-port $hport \
+  -v 0 "${threads_flag[@]}" 2>"$work/server.log" &
+server_pid=$!
+for _ in $(seq 200); do
+  if curl -fs "http://127.0.0.1:$hport/readyz" >/dev/null; then break; fi
+  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; exit 1; }
+  sleep 0.05
+done
+url=https://127.0.0.1:$port/validate
+# One review by hand first: it must be admitted as Current.
+curl -fsS --cacert "$work/certs/ca.crt" -H 'Content-Type: application/json' \
+  --data-binary @"$work/review.json" "$url" | grep -q '"reason":"Current"' ||
+  { echo "bench: the sample review is not admitted as Current" >&2; exit 1; }
+
+echo "== machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
+echo "== review body: $body_bytes bytes; server threads: ${THREADS:-$(nproc)}; wrk on the same machine"
+echo "== closed loop (wrk -t T -c C -d ${secs}s, keep-alive)"
+for c in $conns; do
+  t=$(( c < 2 ? 1 : 2 ))
+  line=$(wrk -t$t -c"$c" -d"${secs}s" -s "$work/post.lua" "$url" | grep '^RESULT')
+  echo "connections=$c ${line#RESULT }"
+done
+
+per_conn_c=64
+delay=$(( per_conn_c * 1000 / rate ))
+echo "== fixed rate: target $rate reviews/s over $per_conn_c connections (each paced ${delay} ms)"
+line=$(RATE_DELAY_MS=$delay wrk -t2 -c$per_conn_c -d"${secs}s" -s "$work/post.lua" "$url" | grep '^RESULT')
+echo "connections=$per_conn_c ${line#RESULT }"
+
+echo "== server memory: $(grep -E 'VmHWM' /proc/$server_pid/status | tr -s ' \t' ' ') (peak RSS)"
+curl -fs "http://127.0.0.1:$hport/metrics" | grep -E '^leasefence_requests_total' | sed 's/^/   /'

@@ -1,0 +1,228 @@
+/*
+ * test_webhook_prune.c: the pruning scanner (webhook/src/prune.c) against
+ * jansson, on the decision vectors and on many mutations of them.
+ *
+ * For every input: when the scanner calls it invalid, jansson must refuse the
+ * whole body too; when the scanner accepts it, jansson must accept the whole
+ * body (or refuse it only for a duplicate key or an oversized number in a
+ * part that was dropped, the documented exceptions), and the library must
+ * read the same request from the projection as from the whole body.
+ */
+#include "whtest.h"
+
+#include "prune.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t next_rand(void) {
+  rng ^= rng << 13;
+  rng ^= rng >> 7;
+  rng ^= rng << 17;
+  return rng;
+}
+
+static int str_eq(const char *a, const char *b) {
+  if (a == NULL || b == NULL)
+    return a == b;
+  return strcmp(a, b) == 0;
+}
+
+static void same_meta(const lf_object_meta *a, const lf_object_meta *b) {
+  assert_int_equal(a->present, b->present);
+  assert_true(str_eq(a->ns, b->ns));
+  assert_true(str_eq(a->lease_annotation, b->lease_annotation));
+  assert_true(str_eq(a->stamp_annotation, b->stamp_annotation));
+}
+
+static int checked;
+static int accepted;
+
+static void check(const char *in, size_t len) {
+  lfw_buf out;
+  json_error_t jerr;
+  json_t *whole;
+  json_t *pruned;
+  lf_request ra;
+  lf_request rb;
+  lf_error ea;
+  lf_error eb;
+  int rc;
+  int ca;
+  int cb;
+  size_t i;
+
+  lfw_buf_init(&out, len);
+  rc = lfw_prune_review(in, len, &out);
+  whole = json_loadb(in, len, JSON_REJECT_DUPLICATES, &jerr);
+  checked++;
+  if (rc == LFW_PRUNE_INVALID) {
+    if (whole != NULL)
+      fail_msg("scanner refused what jansson accepts: %.*s", (int)len, in);
+    goto out;
+  }
+  if (rc != LFW_PRUNE_OK)
+    goto out; /* Not an object at the top: the whole body is parsed as it is. */
+  assert_true(out.len <= len);
+  if (whole == NULL) {
+    if (!wht_contains(jerr.text, "duplicate") && !wht_contains(jerr.text, "too big") &&
+        !wht_contains(jerr.text, "overflow"))
+      fail_msg("scanner accepted what jansson refuses (%s): %.*s", jerr.text, (int)len, in);
+    goto out;
+  }
+  pruned = json_loadb(out.data, out.len, JSON_REJECT_DUPLICATES, &jerr);
+  if (pruned == NULL)
+    fail_msg("projection does not parse (%s): %s", jerr.text, out.data);
+  accepted++;
+  memset(&ea, 0, sizeof ea);
+  memset(&eb, 0, sizeof eb);
+  ca = lf_request_from_review(whole, &ra, &ea);
+  cb = lf_request_from_review(pruned, &rb, &eb);
+  assert_int_equal(ca, cb);
+  assert_string_equal(ea.text, eb.text);
+  if (ca == LF_OK) {
+    assert_string_equal(ra.uid, rb.uid);
+    assert_int_equal(ra.op, rb.op);
+    assert_string_equal(ra.group, rb.group);
+    assert_string_equal(ra.resource, rb.resource);
+    assert_string_equal(ra.subresource, rb.subresource);
+    assert_string_equal(ra.kind, rb.kind);
+    assert_string_equal(ra.ns, rb.ns);
+    assert_string_equal(ra.name, rb.name);
+    assert_int_equal(ra.dry_run, rb.dry_run);
+    assert_true(str_eq(ra.field_manager, rb.field_manager));
+    assert_true(str_eq(ra.username, rb.username));
+    assert_int_equal(ra.n_groups, rb.n_groups);
+    for (i = 0; i < ra.n_groups; i++)
+      assert_string_equal(ra.groups[i], rb.groups[i]);
+    assert_true(str_eq(ra.pod_name, rb.pod_name));
+    same_meta(&ra.object, &rb.object);
+    same_meta(&ra.old_object, &rb.old_object);
+  }
+  json_decref(pruned);
+out:
+  json_decref(whole);
+  lfw_buf_free(&out);
+}
+
+/* Bytes that make interesting mutations in JSON text. */
+static const char alphabet[] = "{}[]\",:\\u0123456789-+.eEtfnrl \t\n\xc3\xa9\xed\xa0\x80\xf4\x90\x00/";
+
+static void mutate(char *buf, size_t *len, size_t cap) {
+  size_t pos = *len > 0 ? next_rand() % *len : 0;
+  char c = alphabet[next_rand() % (sizeof alphabet - 1)];
+
+  switch (next_rand() % 4) {
+  case 0: /* Replace. */
+    if (*len > 0)
+      buf[pos] = c;
+    break;
+  case 1: /* Insert. */
+    if (*len + 1 < cap) {
+      memmove(buf + pos + 1, buf + pos, *len - pos);
+      buf[pos] = c;
+      (*len)++;
+    }
+    break;
+  case 2: /* Delete. */
+    if (*len > 0) {
+      memmove(buf + pos, buf + pos + 1, *len - pos - 1);
+      (*len)--;
+    }
+    break;
+  default: /* Truncate. */
+    *len = pos;
+    break;
+  }
+}
+
+static void test_vectors_and_mutations(void **state) {
+  json_t *root = wht_load_vectors("decisions.json");
+  const json_t *cases = json_object_get(root, "cases");
+  size_t i;
+  int m;
+
+  (void)state;
+  for (i = 0; i < json_array_size(cases); i++) {
+    json_t *review = wht_review(json_object_get(json_array_get(cases, i), "request"));
+    char *text = json_dumps(review, JSON_COMPACT);
+    char *pretty = json_dumps(review, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+    size_t len = strlen(text);
+    size_t cap = len + 64;
+    char *buf = malloc(cap);
+
+    check(text, len);
+    check(pretty, strlen(pretty));
+    for (m = 0; m < 300; m++) {
+      size_t n = len;
+      int k;
+      int edits = 1 + (int)(next_rand() % 3);
+
+      memcpy(buf, text, len);
+      for (k = 0; k < edits; k++)
+        mutate(buf, &n, cap);
+      check(buf, n);
+    }
+    free(buf);
+    free(pretty);
+    free(text);
+    json_decref(review);
+  }
+  print_message("%d inputs checked, %d accepted\n", checked, accepted);
+  json_decref(root);
+}
+
+static void expect_projection(const char *in, const char *want) {
+  lfw_buf out;
+
+  lfw_buf_init(&out, strlen(in));
+  assert_int_equal(lfw_prune_review(in, strlen(in), &out), LFW_PRUNE_OK);
+  assert_string_equal(out.data, want);
+  lfw_buf_free(&out);
+}
+
+static void expect_invalid(const char *in, size_t len) {
+  lfw_buf out;
+
+  lfw_buf_init(&out, len);
+  assert_int_equal(lfw_prune_review(in, len, &out), LFW_PRUNE_INVALID);
+  lfw_buf_free(&out);
+}
+
+static void test_projection(void **state) {
+  (void)state;
+  expect_projection(
+      "{ \"apiVersion\": \"v\", \"x\": [1, {\"y\": null}], \"request\": {\"uid\": \"u\", "
+      "\"object\": {\"spec\": {\"a\": 1}, \"metadata\": {\"name\": \"n\", \"namespace\": \"ns\", "
+      "\"annotations\": {\"other\": \"o\", \"leasefence.io/lease\": \"l\", "
+      "\"leasefence.io\\/stamp\": 5}}}, \"oldObject\": null}, \"kind\": \"K\"}",
+      "{\"apiVersion\":\"v\",\"request\":{\"uid\":\"u\",\"object\":{\"metadata\":{\"namespace\":"
+      "\"ns\",\"annotations\":{\"leasefence.io/lease\":\"l\",\"leasefence.io\\/stamp\":5}}},"
+      "\"oldObject\":null},\"kind\":\"K\"}");
+  /* A key spelled with escapes is the same key. */
+  expect_projection("{\"re\\u0071uest\":{\"object\":{\"metadata\":{}}}}",
+                    "{\"re\\u0071uest\":{\"object\":{\"metadata\":{}}}}");
+  /* Duplicates of kept members stay, for jansson to refuse. */
+  expect_projection("{\"kind\":1,\"kind\":2}", "{\"kind\":1,\"kind\":2}");
+  expect_invalid("{\"a\":\"\\u0000\"}", 13);
+  expect_invalid("{\"a\":\"\\udc00\"}", 13);
+  expect_invalid("{\"a\":\"\xed\xa0\x80\"}", 9);
+  expect_invalid("{\"a\":\"\xc0\xaf\"}", 8);
+  expect_invalid("{\"a\":01}", 8);
+  expect_invalid("{\"a\":1,}", 8);
+  expect_invalid("{\"a\":[1,]}", 10);
+  expect_invalid("{\"a\":1} x", 9);
+  expect_invalid("{\"a\":tru}", 9);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_projection),
+      cmocka_unit_test(test_vectors_and_mutations),
+  };
+
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
