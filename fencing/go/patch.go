@@ -46,6 +46,18 @@ func decodeObject(b []byte, what string) (map[string]json.RawMessage, error) {
 	return m, nil
 }
 
+// marshal is json.Marshal without HTML escaping, so that the caller's JSON
+// comes back as it was written (compacted).
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
 // MergePatch returns patch with the stamp annotation merged in:
 // {"metadata":{"annotations":{"leasefence.io/stamp":"<stamp>"}}}. patch is
 // a JSON merge patch (RFC 7386) or nil; everything else in it is kept as it
@@ -79,16 +91,16 @@ func MergePatch(patch []byte, s Stamp) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if ann[AnnotationStamp], err = json.Marshal(s.String()); err != nil {
+	if ann[AnnotationStamp], err = marshal(s.String()); err != nil {
 		return nil, err
 	}
-	if meta["annotations"], err = json.Marshal(ann); err != nil {
+	if meta["annotations"], err = marshal(ann); err != nil {
 		return nil, err
 	}
-	if top["metadata"], err = json.Marshal(meta); err != nil {
+	if top["metadata"], err = marshal(meta); err != nil {
 		return nil, err
 	}
-	return json.Marshal(top)
+	return marshal(top)
 }
 
 // jsonPatchPath is the JSON pointer of the stamp annotation ("/" escaped as
@@ -125,10 +137,10 @@ func JSONPatch(ops []byte, hasAnnotations bool, s Stamp) ([]byte, error) {
 	if !hasAnnotations {
 		add = op{Op: "add", Path: "/metadata/annotations", Value: map[string]string{AnnotationStamp: s.String()}}
 	}
-	b, err := json.Marshal(add)
+	b, err := marshal(add)
 	if err != nil {
 		return nil, err
 	}
 	list = append(list, b)
-	return json.Marshal(list)
+	return marshal(list)
 }

@@ -62,7 +62,9 @@ type vectors struct {
 	} `json:"json_patch"`
 }
 
-func (v vectorStamp) stamp() Stamp { return Stamp{Term: v.Term, LeaseUID: v.LeaseUID, Holder: v.Holder} }
+func (v vectorStamp) stamp() Stamp {
+	return Stamp{Term: v.Term, LeaseUID: v.LeaseUID, Holder: v.Holder}
+}
 
 func loadVectors(t *testing.T, path string) vectors {
 	t.Helper()
