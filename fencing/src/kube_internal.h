@@ -33,6 +33,15 @@ int lf__kube_blob_set(lf_kube_blob *blob, const void *data, size_t len);
 /* Zeroes and frees a blob's bytes, leaving it empty. */
 void lf__kube_blob_clear(lf_kube_blob *blob);
 
+/*
+ * The kubeconfig parser behind lf_kube_config_from_kubeconfig(), on `len`
+ * bytes in memory (at most LF_KUBE_CONFIG_MAX); `path` names the file in
+ * errors and its directory anchors relative paths. Exposed for the fuzz
+ * harness; same ownership as the public function.
+ */
+int lf__kube_kubeconfig_parse(const char *buf, size_t len, const char *path, const char *context,
+                              lf_kube_config **out, lf_error *err);
+
 /* Frees `*s` after zeroing it (tokens), and sets it to NULL. */
 void lf__kube_str_wipe(char **s);
 

@@ -54,12 +54,32 @@ static void trim_right(char *s, size_t *len) {
 }
 
 static int check_server(const char *server, const char *where, lf_error *err) {
+  size_t scheme;
+  size_t rest;
   if (server == NULL || server[0] == '\0') {
     return lf__kube_fail(err, LF_EINVAL, "%s: no server URL", where);
   }
-  if (strncmp(server, "https://", 8) != 0 && strncmp(server, "http://", 7) != 0) {
+  if (strncmp(server, "https://", 8) == 0) {
+    scheme = 8;
+  } else if (strncmp(server, "http://", 7) == 0) {
+    scheme = 7;
+  } else {
     return lf__kube_fail(err, LF_EINVAL,
                          "%s: server \"%.200s\" is not an https:// or http:// URL", where, server);
+  }
+  /* Something must be left once the trailing slashes are dropped: a host. */
+  rest = strlen(server + scheme);
+  while (rest > 0 && server[scheme + rest - 1] == '/') {
+    rest--;
+  }
+  if (rest == 0 || server[scheme] == '/') {
+    return lf__kube_fail(err, LF_EINVAL, "%s: server \"%.200s\" names no host", where, server);
+  }
+  for (const char *p = server; *p != '\0'; p++) {
+    if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+      return lf__kube_fail(err, LF_EINVAL,
+                           "%s: server URL holds a space or control character", where);
+    }
   }
   return LF_OK;
 }
@@ -522,14 +542,11 @@ static int load_document(kc *k, const char *buf, size_t len) {
   return rc;
 }
 
-int lf_kube_config_from_kubeconfig(const char *path, const char *context, lf_kube_config **out,
-                                   lf_error *err) {
+int lf__kube_kubeconfig_parse(const char *buf, size_t len, const char *path, const char *context,
+                              lf_kube_config **out, lf_error *err) {
   int rc = LF_OK;
   kc k;
   bool loaded = false;
-  char *buf = NULL;
-  char *default_path = NULL;
-  size_t len = 0;
   lf_kube_config *c = NULL;
   yaml_node_t *root;
   yaml_node_t *ctx;
@@ -543,36 +560,23 @@ int lf_kube_config_from_kubeconfig(const char *path, const char *context, lf_kub
 
   memset(&k, 0, sizeof(k));
   k.err = err;
-  *out = NULL;
-  if (path == NULL) {
-    const char *env = getenv("KUBECONFIG");
-    if (env != NULL && env[0] != '\0') {
-      if (strchr(env, ':') != NULL) {
-        rc = lf__kube_fail(err, LF_EINVAL,
-                           "KUBECONFIG lists several files, and merging them is not supported; "
-                           "name one file");
-        goto out;
-      }
-      path = env;
-    } else {
-      const char *home = getenv("HOME");
-      if (home == NULL || home[0] == '\0' || asprintf(&default_path, "%s/.kube/config", home) < 0) {
-        default_path = NULL;
-        rc = lf__kube_fail(err, LF_EINVAL, "no kubeconfig given, no KUBECONFIG and no HOME");
-        goto out;
-      }
-      path = default_path;
-    }
-  }
   k.path = path;
-  slash = strrchr(path, '/');
-  k.dir = slash == NULL ? strdup(".") : (slash == path ? strdup("/") : strndup(path, (size_t)(slash - path)));
-  if (k.dir == NULL) {
-    rc = lf__kube_fail(err, LF_ENOMEM, "out of memory");
+  *out = NULL;
+  if (len > LF_KUBE_CONFIG_MAX) {
+    rc = lf__kube_fail(err, LF_ETOOBIG, "kubeconfig \"%s\" is larger than %d bytes", path,
+                       LF_KUBE_CONFIG_MAX);
     goto out;
   }
-  rc = lf__kube_read_file(path, LF_KUBE_CONFIG_MAX, "kubeconfig", &buf, &len, err);
-  if (rc != LF_OK) {
+  slash = strrchr(path, '/');
+  if (slash == NULL) {
+    k.dir = strdup(".");
+  } else if (slash == path) {
+    k.dir = strdup("/");
+  } else {
+    k.dir = strndup(path, (size_t)(slash - path));
+  }
+  if (k.dir == NULL) {
+    rc = lf__kube_fail(err, LF_ENOMEM, "out of memory");
     goto out;
   }
   rc = load_document(&k, buf, len);
@@ -645,13 +649,51 @@ out:
   if (loaded) {
     yaml_document_delete(&k.doc);
   }
+  free(k.dir);
+  lf_kube_config_free(&c);
+  return rc;
+}
+
+int lf_kube_config_from_kubeconfig(const char *path, const char *context, lf_kube_config **out,
+                                   lf_error *err) {
+  int rc = LF_OK;
+  char *buf = NULL;
+  char *default_path = NULL;
+  size_t len = 0;
+
+  *out = NULL;
+  if (path == NULL) {
+    const char *env = getenv("KUBECONFIG");
+    if (env != NULL && env[0] != '\0') {
+      if (strchr(env, ':') != NULL) {
+        rc = lf__kube_fail(err, LF_EINVAL,
+                           "KUBECONFIG lists several files, and merging them is not supported; "
+                           "name one file");
+        goto out;
+      }
+      path = env;
+    } else {
+      const char *home = getenv("HOME");
+      if (home == NULL || home[0] == '\0' || asprintf(&default_path, "%s/.kube/config", home) < 0) {
+        default_path = NULL;
+        rc = lf__kube_fail(err, LF_EINVAL, "no kubeconfig given, no KUBECONFIG and no HOME");
+        goto out;
+      }
+      path = default_path;
+    }
+  }
+  rc = lf__kube_read_file(path, LF_KUBE_CONFIG_MAX, "kubeconfig", &buf, &len, err);
+  if (rc != LF_OK) {
+    goto out;
+  }
+  rc = lf__kube_kubeconfig_parse(buf, len, path, context, out, err);
+
+out:
   if (buf != NULL) {
     /* The file may hold a token or a private key. */
     explicit_bzero(buf, len);
     free(buf);
   }
-  free(k.dir);
   free(default_path);
-  lf_kube_config_free(&c);
   return rc;
 }

@@ -434,6 +434,18 @@ static void test_from_parts(void **state) {
   parts.server = "h:6443";
   assert_int_equal(lf_kube_config_from_parts(&parts, &cfg, &err), LF_EINVAL);
   assert_null(cfg);
+  /* Found by fuzzing: "https://" alone once became "https:". */
+  parts.server = "https://";
+  assert_int_equal(lf_kube_config_from_parts(&parts, &cfg, &err), LF_EINVAL);
+  assert_non_null(strstr(err.text, "names no host"));
+  parts.server = "https:///path";
+  assert_int_equal(lf_kube_config_from_parts(&parts, &cfg, &err), LF_EINVAL);
+  parts.server = "https://h /x";
+  assert_int_equal(lf_kube_config_from_parts(&parts, &cfg, &err), LF_EINVAL);
+  parts.server = "https://rancher.example/k8s/clusters/c-1/";
+  assert_int_equal(lf_kube_config_from_parts(&parts, &cfg, &err), LF_OK);
+  assert_string_equal(cfg->server, "https://rancher.example/k8s/clusters/c-1");
+  lf_kube_config_free(&cfg);
 }
 
 int main(void) {
