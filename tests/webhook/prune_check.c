@@ -1,0 +1,104 @@
+/*
+ * prune_check.c: the scanner must refuse exactly what jansson refuses (but
+ * for the documented exceptions), and the library must read the same request
+ * from the projection as from the whole body.
+ */
+#include "prune_check.h"
+
+#include "buf.h"
+#include "prune.h"
+
+#include <jansson.h>
+#include <leasefence/fencing.h>
+#include <stdio.h>
+#include <string.h>
+
+static bool str_eq(const char *a, const char *b) {
+  if (a == NULL || b == NULL)
+    return a == b;
+  return strcmp(a, b) == 0;
+}
+
+static bool same_meta(const lf_object_meta *a, const lf_object_meta *b) {
+  return a->present == b->present && str_eq(a->ns, b->ns) &&
+         str_eq(a->lease_annotation, b->lease_annotation) &&
+         str_eq(a->stamp_annotation, b->stamp_annotation);
+}
+
+static bool same_request(const lf_request *a, const lf_request *b) {
+  size_t i;
+
+  if (!str_eq(a->uid, b->uid) || a->op != b->op || !str_eq(a->group, b->group) ||
+      !str_eq(a->resource, b->resource) || !str_eq(a->subresource, b->subresource) ||
+      !str_eq(a->kind, b->kind) || !str_eq(a->ns, b->ns) || !str_eq(a->name, b->name) ||
+      a->dry_run != b->dry_run || !str_eq(a->field_manager, b->field_manager) ||
+      !str_eq(a->username, b->username) || a->n_groups != b->n_groups ||
+      !str_eq(a->pod_name, b->pod_name))
+    return false;
+  for (i = 0; i < a->n_groups; i++)
+    if (!str_eq(a->groups[i], b->groups[i]))
+      return false;
+  return same_meta(&a->object, &b->object) && same_meta(&a->old_object, &b->old_object);
+}
+
+const char *prune_check(const char *in, size_t len, prune_check_stats *stats) {
+  static char why[512];
+  const char *res = NULL;
+  lfw_buf out;
+  json_error_t jerr;
+  json_t *whole = NULL;
+  json_t *pruned = NULL;
+  lf_request ra;
+  lf_request rb;
+  lf_error ea;
+  lf_error eb;
+  int rc;
+  int ca;
+  int cb;
+
+  lfw_buf_init(&out, len);
+  rc = lfw_prune_review(in, len, &out);
+  whole = json_loadb(in, len, JSON_REJECT_DUPLICATES, &jerr);
+  stats->checked++;
+  if (rc == LFW_PRUNE_INVALID) {
+    if (whole != NULL)
+      res = "the scanner refused a body jansson accepts";
+    goto out;
+  }
+  if (rc != LFW_PRUNE_OK)
+    goto out; /* Not an object at the top: the whole body is parsed as it is. */
+  if (out.len > len) {
+    res = "the projection is longer than the body";
+    goto out;
+  }
+  if (whole == NULL) {
+    /* The documented exceptions: a duplicate key or an oversized number in
+     * a dropped part. */
+    if (strstr(jerr.text, "duplicate") == NULL && strstr(jerr.text, "too big") == NULL &&
+        strstr(jerr.text, "overflow") == NULL) {
+      snprintf(why, sizeof why, "the scanner accepted a body jansson refuses: %s", jerr.text);
+      res = why;
+    }
+    goto out;
+  }
+  pruned = json_loadb(out.data, out.len, JSON_REJECT_DUPLICATES, &jerr);
+  if (pruned == NULL) {
+    snprintf(why, sizeof why, "the projection does not parse: %s", jerr.text);
+    res = why;
+    goto out;
+  }
+  stats->accepted++;
+  memset(&ea, 0, sizeof ea);
+  memset(&eb, 0, sizeof eb);
+  ca = lf_request_from_review(whole, &ra, &ea);
+  cb = lf_request_from_review(pruned, &rb, &eb);
+  if (ca != cb || strcmp(ea.text, eb.text) != 0)
+    res = "the library reads the projection differently (error)";
+  else if (ca == LF_OK && !same_request(&ra, &rb))
+    res = "the library reads the projection differently (fields)";
+out:
+  json_decref(pruned);
+  json_decref(whole);
+  lfw_buf_free(&out);
+  return res;
+}
