@@ -34,18 +34,49 @@ func Delete(ctx context.Context, client dynamic.ResourceInterface, name string, 
 // resourceVersion of the stamped version. With dryRun set, the stamping
 // patch is a dry run too.
 func DeleteWithOptions(ctx context.Context, client dynamic.ResourceInterface, name string, s Stamp, base metav1.DeleteOptions) error {
-	patch, err := MergePatch(nil, s)
+	return fencedDelete(name, s, base,
+		func(patch []byte, opts metav1.PatchOptions) (metav1.Object, error) {
+			return client.Patch(ctx, name, types.MergePatchType, patch, opts)
+		},
+		func(opts metav1.DeleteOptions) error { return client.Delete(ctx, name, opts) })
+}
+
+// PatchDeleter is the part of a typed client (for example the
+// ConfigMapInterface of clientset.CoreV1().ConfigMaps(namespace)) that a
+// fenced delete uses.
+type PatchDeleter[T metav1.Object] interface {
+	Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, subresources ...string) (T, error)
+	Delete(ctx context.Context, name string, opts metav1.DeleteOptions) error
+}
+
+// DeleteTyped is DeleteWithOptions for a typed client:
+//
+//	err := fencing.DeleteTyped(ctx, clientset.CoreV1().ConfigMaps(ns), name, s, metav1.DeleteOptions{})
+func DeleteTyped[T metav1.Object](ctx context.Context, client PatchDeleter[T], name string, s Stamp, base metav1.DeleteOptions) error {
+	return fencedDelete(name, s, base,
+		func(patch []byte, opts metav1.PatchOptions) (metav1.Object, error) {
+			return client.Patch(ctx, name, types.MergePatchType, patch, opts)
+		},
+		func(opts metav1.DeleteOptions) error { return client.Delete(ctx, name, opts) })
+}
+
+func fencedDelete(name string, s Stamp, base metav1.DeleteOptions,
+	patch func([]byte, metav1.PatchOptions) (metav1.Object, error), del func(metav1.DeleteOptions) error) error {
+	body, err := MergePatch(nil, s)
 	if err != nil {
 		return err
 	}
-	stamped, err := client.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{DryRun: base.DryRun})
+	stamped, err := patch(body, metav1.PatchOptions{DryRun: base.DryRun})
 	if err != nil {
 		return fmt.Errorf("leasefence: stamping %s before deleting it: %w", name, err)
 	}
-	opts := base
 	rv := stamped.GetResourceVersion()
+	if rv == "" {
+		return fmt.Errorf("leasefence: stamping %s gave no resourceVersion to delete at", name)
+	}
+	opts := base
 	opts.Preconditions = &metav1.Preconditions{ResourceVersion: &rv}
-	if err := client.Delete(ctx, name, opts); err != nil {
+	if err := del(opts); err != nil {
 		return fmt.Errorf("leasefence: deleting %s at the stamped resourceVersion %s: %w", name, rv, err)
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 )
 
@@ -295,3 +296,33 @@ func TestDeleteCollection(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestDeleteTyped(t *testing.T) {
+	ctx := context.Background()
+	cs := fake.NewClientset(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+		Namespace: "default", Name: "cm", ResourceVersion: "7", Annotations: map[string]string{AnnotationLease: "ctrl"}}})
+	var deleteOpts *metav1.DeleteOptions
+	var stampSeen string
+	cs.PrependReactor("delete", "configmaps", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		o := a.(k8stesting.DeleteActionImpl).DeleteOptions
+		deleteOpts = &o
+		cm, err := cs.Tracker().Get(schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, "default", "cm")
+		if err == nil {
+			stampSeen = cm.(*corev1.ConfigMap).Annotations[AnnotationStamp]
+		}
+		return false, nil, nil
+	})
+	// The type argument is inferred from the typed client.
+	if err := DeleteTyped(ctx, cs.CoreV1().ConfigMaps("default"), "cm", testStamp, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if stampSeen != testStamp.String() {
+		t.Errorf("the object was deleted with the stamp %q, want %q", stampSeen, testStamp.String())
+	}
+	if deleteOpts == nil || deleteOpts.Preconditions == nil || deleteOpts.Preconditions.ResourceVersion == nil || *deleteOpts.Preconditions.ResourceVersion == "" {
+		t.Fatalf("delete options %+v, want a resourceVersion precondition", deleteOpts)
+	}
+	if _, err := cs.CoreV1().ConfigMaps("default").Get(ctx, "cm", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("after DeleteTyped: %v, want NotFound", err)
+	}
+}
