@@ -139,20 +139,36 @@ curl -fsS --cacert "$work/certs/ca.crt" -H 'Content-Type: application/json' \
   --data-binary @"$work/review.json" "$url" | grep -q '"reason":"Current"' ||
   { echo "bench: the sample review is not admitted as Current" >&2; exit 1; }
 
+# CPU time the server spent (user + system, in clock ticks), to report its
+# cost per review independently of how busy the machine is.
+server_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
+hz=$(getconf CLK_TCK)
+# run_wrk <label> <wrk args...>: one run, with the server's CPU per review.
+run_wrk() {
+  local label=$1 t0 t1 line n
+  shift
+  t0=$(server_ticks)
+  line=$(wrk "$@" -s "$work/post.lua" "$url" | grep '^RESULT')
+  t1=$(server_ticks)
+  n=$(sed -n 's/.*reviews\/s=\([0-9]*\).*/\1/p' <<<"$line")
+  echo "$label ${line#RESULT } server_cpu_us_per_review=$(awk -v d=$((t1 - t0)) -v hz="$hz" \
+    -v n="$n" -v s="$secs" 'BEGIN { if (n > 0) printf "%.1f", d / hz * 1e6 / (n * s); else print "n/a" }')"
+}
+
 echo "== machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
+echo "== load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews wall-clock figures; server_cpu_us_per_review does not depend on it)"
 echo "== review body: $body_bytes bytes; server threads: ${THREADS:-$(nproc)}; wrk on the same machine"
 echo "== closed loop (wrk -t T -c C -d ${secs}s, keep-alive)"
 for c in $conns; do
   t=$(( c < 2 ? 1 : 2 ))
-  line=$(wrk -t$t -c"$c" -d"${secs}s" -s "$work/post.lua" "$url" | grep '^RESULT')
-  echo "connections=$c ${line#RESULT }"
+  run_wrk "connections=$c" -t$t -c"$c" -d"${secs}s"
 done
 
 per_conn_c=64
 delay=$(( per_conn_c * 1000 / rate ))
 echo "== fixed rate: target $rate reviews/s over $per_conn_c connections (each paced ${delay} ms)"
-line=$(RATE_DELAY_MS=$delay wrk -t2 -c$per_conn_c -d"${secs}s" -s "$work/post.lua" "$url" | grep '^RESULT')
-echo "connections=$per_conn_c ${line#RESULT }"
+RATE_DELAY_MS=$delay run_wrk "connections=$per_conn_c" -t2 -c$per_conn_c -d"${secs}s"
 
 echo "== server memory: $(grep -E 'VmHWM' /proc/$server_pid/status | tr -s ' \t' ' ') (peak RSS)"
+echo "== load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 curl -fs "http://127.0.0.1:$hport/metrics" | grep -E '^leasefence_requests_total' | sed 's/^/   /'

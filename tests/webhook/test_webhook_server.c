@@ -1051,6 +1051,7 @@ static void test_bad_reload(void **state) {
 
 static void test_health_and_metrics(void **state) {
   http_resp r;
+  int64_t deadline;
 
   (void)state;
   health_get(&main_srv, "/healthz", &r);
@@ -1071,6 +1072,14 @@ static void test_health_and_metrics(void **state) {
   assert_true(wht_contains(r.body, "leasefence_build_info{version=\""));
   resp_free(&r);
   assert_true(metric(&main_srv, "leasefence_request_duration_seconds_count") > 0);
+  /* Every request ended, including those whose clients dropped or stalled:
+   * none is left counted in flight. */
+  deadline = mono_ms() + 10000 * slow;
+  while (metric(&main_srv, "leasefence_inflight_requests") != 0) {
+    if (mono_ms() > deadline)
+      fail_msg("requests left in flight");
+    pause_ms(20);
+  }
 }
 
 /* ------------------------------------------------------------------------ */
