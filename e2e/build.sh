@@ -38,6 +38,17 @@ if [[ $complete == 1 && -f "$bin_dir/.complete" ]]; then
 fi
 
 mkdir -p "$cache_root"
+# One build per pin set at a time: a second run waits, then reuses the result.
+exec 9>"$cache_root/.lock-$hash"
+if ! flock -n 9; then
+	say "another build of $bin_dir is running; waiting for it"
+	flock 9
+fi
+if [[ -f "$bin_dir/.complete" ]]; then
+	say "reusing binaries in $bin_dir"
+	echo "$bin_dir"
+	exit 0
+fi
 log="$cache_root/build-$hash.log"
 : >"$log"
 

@@ -243,7 +243,7 @@ func (c *Cluster) startEtcd(ctx context.Context, clientPort, peerPort int) error
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
 	c.EtcdLog = filepath.Join(c.Dir, "etcd.log")
 	args := []string{
-		"--name=default",
+		"--name=leasefence-e2e",
 		"--data-dir=" + filepath.Join(c.Dir, "etcd"),
 		"--listen-client-urls=" + clientURL,
 		"--advertise-client-urls=" + clientURL,
@@ -251,7 +251,7 @@ func (c *Cluster) startEtcd(ctx context.Context, clientPort, peerPort int) error
 		// between two clusters on one machine.
 		"--listen-peer-urls=" + peerURL,
 		"--initial-advertise-peer-urls=" + peerURL,
-		"--initial-cluster=default=" + peerURL,
+		"--initial-cluster=leasefence-e2e=" + peerURL,
 		// Test data is thrown away; fsync only slows the tests down.
 		"--unsafe-no-fsync=true",
 		"--log-level=warn",

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -41,11 +42,11 @@ func startProcess(name, bin string, args []string, logPath string) (*process, er
 		// spawned, and keeps a terminal's Ctrl-C from reaching it before we do.
 		Setpgid: true,
 		// If the test process dies without calling Stop, the kernel kills the
-		// child. (Pdeathsig follows the creating OS thread; the Go runtime does
-		// not retire threads that are not locked, so this holds in practice.)
+		// child. Pdeathsig fires when the creating OS thread exits, not the
+		// process, hence startOnSpawnerThread.
 		Pdeathsig: syscall.SIGKILL,
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startOnSpawnerThread(cmd); err != nil {
 		logFile.Close()
 		return nil, fmt.Errorf("start %s: %w (log: %s)", name, err, logPath)
 	}
@@ -56,6 +57,31 @@ func startProcess(name, bin string, args []string, logPath string) (*process, er
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// spawnRequests feeds the one goroutine that starts every child process.
+var spawnRequests = make(chan spawnRequest)
+
+type spawnRequest struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func init() {
+	go func() {
+		// Locked and never unlocked, this goroutine keeps its OS thread until
+		// the process exits, so Pdeathsig cannot fire while we still run.
+		runtime.LockOSThread()
+		for r := range spawnRequests {
+			r.done <- r.cmd.Start()
+		}
+	}()
+}
+
+func startOnSpawnerThread(cmd *exec.Cmd) error {
+	done := make(chan error, 1)
+	spawnRequests <- spawnRequest{cmd: cmd, done: done}
+	return <-done
 }
 
 func (p *process) pid() int { return p.cmd.Process.Pid }
