@@ -7,6 +7,7 @@ pkg_check_modules(YAML REQUIRED IMPORTED_TARGET yaml-0.1)
 
 add_library(leasefence_kube STATIC
   ${CMAKE_CURRENT_LIST_DIR}/src/kube.c
+  ${CMAKE_CURRENT_LIST_DIR}/src/kube_events.c
   ${CMAKE_CURRENT_LIST_DIR}/src/kube_util.c
   ${CMAKE_CURRENT_LIST_DIR}/src/kubeconfig.c)
 set_target_properties(leasefence_kube PROPERTIES POSITION_INDEPENDENT_CODE ON)

@@ -22,8 +22,6 @@
 #define DEFAULT_MAX_IDLE_HANDLES 8
 /* Bytes of a refused watch's body kept for the error message. */
 #define WATCH_ERROR_BODY_MAX (64 * 1024)
-/* First allocation of a response or line buffer; grows by doubling. */
-#define BUF_INITIAL 16384
 
 struct lf_kube_client {
   lf_kube_config *cfg;
@@ -353,108 +351,24 @@ static void handle_put(lf_kube_client *c, CURL *h) {
 /* ------------------------------------------------------------------------ */
 /* Response bodies and watch lines                                          */
 
-/* A growable buffer with a hard cap set when the request starts. */
-typedef struct sink {
-  char *buf;
-  size_t len;
-  size_t cap;
-  size_t max;
-  bool too_big;
-  bool no_memory;
-} sink;
-
-/* Appends, keeping room for a NUL. Fails (false) over `max` or without memory. */
-static bool sink_append(sink *s, const char *p, size_t n) {
-  if (n > s->max - s->len) {
-    s->too_big = true;
-    return false;
-  }
-  if (s->len + n + 1 > s->cap) {
-    size_t ncap = s->cap == 0 ? BUF_INITIAL : s->cap;
-    char *nbuf;
-    while (ncap < s->len + n + 1) {
-      ncap *= 2;
-    }
-    if (ncap > s->max + 1) {
-      ncap = s->max + 1;
-    }
-    nbuf = realloc(s->buf, ncap);
-    if (nbuf == NULL) {
-      s->no_memory = true;
-      return false;
-    }
-    s->buf = nbuf;
-    s->cap = ncap;
-  }
-  memcpy(s->buf + s->len, p, n);
-  s->len += n;
-  s->buf[s->len] = '\0';
-  return true;
-}
-
 static size_t sink_write(char *ptr, size_t size, size_t nmemb, void *arg) {
-  sink *s = arg;
+  lf__kube_buf *s = arg;
   size_t n = size * nmemb;
   /* Returning less than n makes curl stop with CURLE_WRITE_ERROR. */
-  return sink_append(s, ptr, n) ? n : 0;
+  return lf__kube_buf_append(s, ptr, n) ? n : 0;
 }
 
 /* State of one watch stream. */
 typedef struct watch_state {
-  CURL *const *handle;  /* The running transfer's handle (transfer.handle). */
-  long status;          /* 0 until the first body bytes arrive. */
-  sink line;            /* The event being received, capped per event. */
-  sink error_body;      /* The body of a refused watch, capped. */
-  lf_kube_watch_cb cb;
-  void *arg;
-  bool stopped;         /* The callback asked to stop. */
-  int rc;               /* A failure found while parsing, or LF_OK. */
-  lf_error *err;
+  CURL *const *handle;     /* The running transfer's handle (transfer.handle). */
+  long status;             /* 0 until the first body bytes arrive. */
+  lf__kube_events events;  /* The stream of a 200, split into events. */
+  lf__kube_buf error_body; /* The body of a refused watch, capped. */
 } watch_state;
-
-/* Parses one event line and hands it to the callback. Returns false to stop. */
-static bool watch_event(watch_state *w, const char *p, size_t n) {
-  json_t *ev = NULL;
-  json_error_t jerr;
-  const char *type;
-  json_t *object;
-  bool go_on = false;
-  size_t i = 0;
-
-  while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r')) {
-    i++;
-  }
-  if (i == n) {
-    return true; /* A blank line carries nothing. */
-  }
-  ev = json_loadb(p, n, 0, &jerr);
-  if (ev == NULL) {
-    w->rc = lf__kube_fail(w->err, LF_EINVAL, "watch event is not JSON: %s (line %d column %d)",
-                          jerr.text, jerr.line, jerr.column);
-    goto out;
-  }
-  type = json_string_value(json_object_get(ev, "type"));
-  object = json_object_get(ev, "object");
-  if (type == NULL || !json_is_object(object)) {
-    w->rc = lf__kube_fail(w->err, LF_EINVAL,
-                          "watch event is not {\"type\": string, \"object\": object}");
-    goto out;
-  }
-  if (w->cb(type, object, w->arg) != 0) {
-    w->stopped = true;
-    goto out;
-  }
-  go_on = true;
-
-out:
-  json_decref(ev);
-  return go_on;
-}
 
 static size_t watch_write(char *ptr, size_t size, size_t nmemb, void *arg) {
   watch_state *w = arg;
   size_t n = size * nmemb;
-  size_t done = 0;
 
   if (w->status == 0) {
     curl_easy_getinfo(*w->handle, CURLINFO_RESPONSE_CODE, &w->status);
@@ -463,35 +377,11 @@ static size_t watch_write(char *ptr, size_t size, size_t nmemb, void *arg) {
     /* Keep the start of a refusal for its message; drop the rest. */
     if (w->error_body.len < w->error_body.max) {
       size_t room = w->error_body.max - w->error_body.len;
-      (void)sink_append(&w->error_body, ptr, n < room ? n : room);
+      (void)lf__kube_buf_append(&w->error_body, ptr, n < room ? n : room);
     }
     return n;
   }
-  while (done < n) {
-    const char *nl = memchr(ptr + done, '\n', n - done);
-    size_t piece = nl != NULL ? (size_t)(nl - (ptr + done)) : n - done;
-    if (!sink_append(&w->line, ptr + done, piece)) {
-      if (w->line.too_big) {
-        w->rc = lf__kube_fail(w->err, LF_ETOOBIG,
-                              "a watch event is larger than %zu bytes; the stream was abandoned "
-                              "(re-list to catch up)",
-                              w->line.max);
-      } else {
-        w->rc = lf__kube_fail(w->err, LF_ENOMEM, "out of memory reading a watch event");
-      }
-      return 0;
-    }
-    done += piece;
-    if (nl == NULL) {
-      break;
-    }
-    done++; /* The newline. */
-    if (!watch_event(w, w->line.buf, w->line.len)) {
-      return 0;
-    }
-    w->line.len = 0;
-  }
-  return n;
+  return lf__kube_events_feed(&w->events, ptr, n) ? n : 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -722,7 +612,7 @@ out:
 int lf_kube_request(lf_kube_client *client, const lf_kube_req *req, long *status, char **body,
                     size_t *body_len, lf_error *err) {
   int rc;
-  sink s = {0};
+  lf__kube_buf s = {0};
   transfer t = {0};
   CURLcode code;
 
@@ -744,7 +634,7 @@ int lf_kube_request(lf_kube_client *client, const lf_kube_req *req, long *status
   if (rc != LF_OK) {
     goto out;
   }
-  if (s.buf == NULL && !sink_append(&s, "", 0)) {
+  if (s.buf == NULL && !lf__kube_buf_append(&s, "", 0)) {
     rc = lf__kube_fail(err, LF_ENOMEM, "out of memory");
     goto out;
   }
@@ -933,16 +823,10 @@ int lf_kube_watch(lf_kube_client *client, const char *path_with_query, int64_t t
   transfer t = {0};
   lf_kube_req req = {0};
   CURLcode code = CURLE_OK;
-  lf_error werr = {0};
 
   memset(&w, 0, sizeof(w));
-  w.line.max = LF_KUBE_WATCH_EVENT_MAX;
+  lf__kube_events_init(&w.events, LF_KUBE_WATCH_EVENT_MAX, cb, arg);
   w.error_body.max = WATCH_ERROR_BODY_MAX;
-  w.cb = cb;
-  w.arg = arg;
-  /* Separate from `err`: curl's own complaint about the aborted transfer
-   * must not overwrite the reason we aborted it. */
-  w.err = &werr;
   if (cb == NULL) {
     rc = lf__kube_fail(err, LF_EINVAL, "a watch needs a callback");
     goto out;
@@ -954,12 +838,14 @@ int lf_kube_watch(lf_kube_client *client, const char *path_with_query, int64_t t
   t.write_arg = &w;
   w.handle = &t.handle;
   rc = perform(client, &req, &t, &code, err);
-  if (w.stopped) {
+  /* The splitter keeps its own error text: curl's complaint about the
+   * aborted transfer must not hide the reason we aborted it. */
+  if (w.events.stopped) {
     rc = LF_OK;
     goto out;
   }
-  if (w.rc != LF_OK) {
-    rc = lf__kube_fail(err, w.rc, "%s", werr.text);
+  if (w.events.rc != LF_OK) {
+    rc = lf__kube_fail(err, w.events.rc, "%s", w.events.err.text);
     goto out;
   }
   if (rc != LF_OK) {
@@ -974,12 +860,12 @@ int lf_kube_watch(lf_kube_client *client, const char *path_with_query, int64_t t
     goto out;
   }
   /* The server ended the stream; a last event without its newline counts. */
-  if (w.line.len > 0 && !watch_event(&w, w.line.buf, w.line.len) && !w.stopped) {
-    rc = lf__kube_fail(err, w.rc, "%s", werr.text);
+  if (!lf__kube_events_finish(&w.events) && !w.events.stopped) {
+    rc = lf__kube_fail(err, w.events.rc, "%s", w.events.err.text);
   }
 
 out:
-  free(w.line.buf);
+  lf__kube_events_free(&w.events);
   free(w.error_body.buf);
   return rc;
 }

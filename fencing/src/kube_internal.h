@@ -45,4 +45,43 @@ int lf__kube_kubeconfig_parse(const char *buf, size_t len, const char *path, con
 /* Frees `*s` after zeroing it (tokens), and sets it to NULL. */
 void lf__kube_str_wipe(char **s);
 
+/* A growable buffer with a hard cap set by its user before the first
+ * append; zero-initialise it, then set `max`. Frees with free(buf). */
+typedef struct lf__kube_buf {
+  char *buf;      /* NUL-terminated once anything was appended. */
+  size_t len;
+  size_t cap;
+  size_t max;     /* Hard limit on `len`. */
+  bool too_big;   /* An append was refused for the cap. */
+  bool no_memory; /* An append was refused for memory. */
+} lf__kube_buf;
+
+/* Appends `n` bytes, keeping room for a NUL; false (and the flag set) when
+ * the cap or memory refuses them. */
+bool lf__kube_buf_append(lf__kube_buf *b, const char *p, size_t n);
+
+/*
+ * The event splitter of lf_kube_watch(), apart from curl so that tests and
+ * the fuzz target can feed it bytes in any pieces. It assembles
+ * newline-terminated lines of at most `max` bytes, parses each non-blank
+ * one as {"type": string, "object": object} and calls `cb`.
+ */
+typedef struct lf__kube_events {
+  lf_kube_watch_cb cb;
+  void *arg;
+  lf__kube_buf line; /* The event being received. */
+  bool stopped;      /* The callback asked to stop. */
+  int rc;            /* LF_OK, or why the stream was abandoned. */
+  lf_error err;      /* The text for `rc`. */
+} lf__kube_events;
+
+void lf__kube_events_init(lf__kube_events *ev, size_t max, lf_kube_watch_cb cb, void *arg);
+/* Feeds `n` stream bytes. False when the stream must end: the callback
+ * stopped it (`stopped`) or it failed (`rc`, `err`). */
+bool lf__kube_events_feed(lf__kube_events *ev, const char *p, size_t n);
+/* At the end of the stream: delivers a last event that lacked its newline.
+ * Same result as lf__kube_events_feed(). */
+bool lf__kube_events_finish(lf__kube_events *ev);
+void lf__kube_events_free(lf__kube_events *ev);
+
 #endif /* LEASEFENCE_KUBE_INTERNAL_H */

@@ -218,3 +218,36 @@ void lf__kube_str_wipe(char **s) {
     *s = NULL;
   }
 }
+
+/* First allocation of a buffer; it then grows by doubling up to its cap. */
+#define BUF_INITIAL 16384
+
+bool lf__kube_buf_append(lf__kube_buf *b, const char *p, size_t n) {
+  if (n > b->max - b->len) {
+    b->too_big = true;
+    return false;
+  }
+  if (b->len + n + 1 > b->cap) {
+    size_t ncap = b->cap == 0 ? BUF_INITIAL : b->cap;
+    char *nbuf;
+    while (ncap < b->len + n + 1) {
+      ncap *= 2;
+    }
+    if (ncap > b->max + 1) {
+      ncap = b->max + 1;
+    }
+    nbuf = realloc(b->buf, ncap);
+    if (nbuf == NULL) {
+      b->no_memory = true;
+      return false;
+    }
+    b->buf = nbuf;
+    b->cap = ncap;
+  }
+  if (n > 0) {
+    memcpy(b->buf + b->len, p, n);
+  }
+  b->len += n;
+  b->buf[b->len] = '\0';
+  return true;
+}
