@@ -738,8 +738,7 @@ int lf_kube_status_error(const lf_kube_client *client, long status, const char *
 /* ------------------------------------------------------------------------ */
 /* Leases                                                                   */
 
-/* Percent-encodes `s` (RFC 3986 unreserved characters pass) into `out`. */
-static bool escape_segment(const char *s, char *out, size_t size) {
+int lf_kube_escape(const char *s, char *out, size_t size) {
   static const char hex[] = "0123456789ABCDEF";
   size_t o = 0;
   for (; *s != '\0'; s++) {
@@ -747,7 +746,10 @@ static bool escape_segment(const char *s, char *out, size_t size) {
     bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
                  ch == '-' || ch == '.' || ch == '_' || ch == '~';
     if (o + (plain ? 1 : 3) >= size) {
-      return false;
+      if (size > 0) {
+        out[0] = '\0';
+      }
+      return LF_ETOOBIG;
     }
     if (plain) {
       out[o++] = (char)ch;
@@ -757,8 +759,11 @@ static bool escape_segment(const char *s, char *out, size_t size) {
       out[o++] = hex[ch & 15];
     }
   }
+  if (size == 0) {
+    return LF_ETOOBIG;
+  }
   out[o] = '\0';
-  return true;
+  return LF_OK;
 }
 
 int lf_kube_get_lease(lf_kube_client *client, const lf_lease_ref *ref, int64_t timeout_ms,
@@ -778,7 +783,8 @@ int lf_kube_get_lease(lf_kube_client *client, const lf_lease_ref *ref, int64_t t
   if (ref->ns[0] == '\0' || ref->name[0] == '\0' ||
       strnlen(ref->ns, sizeof(ref->ns)) == sizeof(ref->ns) ||
       strnlen(ref->name, sizeof(ref->name)) == sizeof(ref->name) ||
-      !escape_segment(ref->ns, ns, sizeof(ns)) || !escape_segment(ref->name, name, sizeof(name))) {
+      lf_kube_escape(ref->ns, ns, sizeof(ns)) != LF_OK ||
+      lf_kube_escape(ref->name, name, sizeof(name)) != LF_OK) {
     rc = lf__kube_fail(err, LF_EINVAL, "a Lease needs a namespace and a name within bounds");
     goto out;
   }
@@ -809,6 +815,46 @@ int lf_kube_get_lease(lf_kube_client *client, const lf_lease_ref *ref, int64_t t
   *out = lease;
 
 out:
+  free(body);
+  return rc;
+}
+
+int lf_kube_get_json(lf_kube_client *client, const char *path, const char *accept,
+                     int64_t timeout_ms, size_t max_bytes, const char *what, json_t **out,
+                     lf_error *err) {
+  int rc;
+  lf_kube_req req = {0};
+  long status = 0;
+  char *body = NULL;
+  size_t len = 0;
+  json_t *doc = NULL;
+  json_error_t jerr;
+
+  *out = NULL;
+  req.method = "GET";
+  req.path = path;
+  req.accept = accept;
+  req.timeout_ms = timeout_ms;
+  req.max_bytes = max_bytes;
+  rc = lf_kube_request(client, &req, &status, &body, &len, err);
+  if (rc != LF_OK) {
+    goto out;
+  }
+  rc = lf_kube_status_error(client, status, body, len, what, err);
+  if (rc != LF_OK) {
+    goto out;
+  }
+  doc = json_loadb(body, len, 0, &jerr);
+  if (!json_is_object(doc)) {
+    rc = lf__kube_fail(err, LF_EINVAL, "%s from %s: the answer is not a JSON object%s%s", what,
+                       client->cfg->server, doc == NULL ? ": " : "", doc == NULL ? jerr.text : "");
+    goto out;
+  }
+  *out = doc;
+  doc = NULL;
+
+out:
+  json_decref(doc);
   free(body);
   return rc;
 }

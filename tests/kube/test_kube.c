@@ -586,6 +586,65 @@ static void test_request_generic(void **state) {
   lf_kube_client_free(&c);
 }
 
+static void test_get_json(void **state) {
+  fixture *f = *state;
+  lf_kube_client *c = client_for(f, 0);
+  json_t *doc = NULL;
+  lf_error err = {0};
+  static const char meta[] =
+      "{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":"
+      "{\"name\":\"web\",\"annotations\":{\"leasefence.io/lease\":\"ctrl\"}}}";
+  static const char path[] = "/apis/apps/v1/namespaces/ns1/deployments/web";
+
+  set_mode(M_STATUS, 200, meta);
+  assert_int_equal(lf_kube_get_json(c, path, LF_KUBE_ACCEPT_PARTIAL_METADATA, 2000, 0,
+                                    "Deployment ns1/web", &doc, &err),
+                   LF_OK);
+  assert_string_equal(g.accept, LF_KUBE_ACCEPT_PARTIAL_METADATA);
+  assert_string_equal(json_string_value(json_object_get(
+                          json_object_get(json_object_get(doc, "metadata"), "annotations"),
+                          "leasefence.io/lease")),
+                      "ctrl");
+  json_decref(doc);
+
+  set_mode(M_STATUS, 404, "{\"kind\":\"Status\",\"message\":\"deployments.apps \\\"web\\\" not found\"}");
+  assert_int_equal(lf_kube_get_json(c, path, NULL, 2000, 0, "Deployment ns1/web", &doc, &err),
+                   LF_ENOTFOUND);
+  assert_null(doc);
+  assert_non_null(strstr(err.text, "Deployment ns1/web not found"));
+  set_mode(M_STATUS, 200, "[1,2]");
+  assert_int_equal(lf_kube_get_json(c, path, NULL, 2000, 0, "Deployment ns1/web", &doc, &err),
+                   LF_EINVAL);
+  assert_null(doc);
+  set_mode(M_STATUS, 200, "{oops");
+  assert_int_equal(lf_kube_get_json(c, path, NULL, 2000, 0, "Deployment ns1/web", &doc, &err),
+                   LF_EINVAL);
+  assert_non_null(strstr(err.text, "not a JSON object"));
+  set_mode(M_BIG, 0, NULL);
+  assert_int_equal(lf_kube_get_json(c, path, NULL, 2000, 4096, "Deployment ns1/web", &doc, &err),
+                   LF_ETOOBIG);
+  assert_null(doc);
+  lf_kube_client_free(&c);
+}
+
+static void test_escape(void **state) {
+  char out[16];
+  (void)state;
+  assert_int_equal(lf_kube_escape("kube-system", out, sizeof(out)), LF_OK);
+  assert_string_equal(out, "kube-system");
+  assert_int_equal(lf_kube_escape("a b/c?%", out, sizeof(out)), LF_OK);
+  assert_string_equal(out, "a%20b%2Fc%3F%25");
+  assert_int_equal(lf_kube_escape("\xc3\xa9.~_", out, sizeof(out)), LF_OK);
+  assert_string_equal(out, "%C3%A9.~_");
+  assert_int_equal(lf_kube_escape("", out, sizeof(out)), LF_OK);
+  assert_string_equal(out, "");
+  assert_int_equal(lf_kube_escape("0123456789abcdef", out, sizeof(out)), LF_ETOOBIG);
+  assert_int_equal(lf_kube_escape("/////", out, sizeof(out)), LF_OK);
+  assert_int_equal(lf_kube_escape("//////", out, sizeof(out)), LF_ETOOBIG);
+  assert_int_equal(lf_kube_escape("x", out, 0), LF_ETOOBIG);
+  assert_int_equal(lf_kube_escape("", out, 0), LF_ETOOBIG);
+}
+
 static void test_status_error_mapping(void **state) {
   lf_error err = {0};
   static const char forbidden[] = "{\"kind\":\"Status\",\"message\":\"" FORBIDDEN_MESSAGE "\"}";
@@ -997,6 +1056,8 @@ int main(void) {
       cmocka_unit_test(test_connection_reused),
       cmocka_unit_test(test_threads_share_one_client),
       cmocka_unit_test(test_request_generic),
+      cmocka_unit_test(test_get_json),
+      cmocka_unit_test(test_escape),
       cmocka_unit_test(test_status_error_mapping),
       cmocka_unit_test(test_watch_events_split_anywhere),
       cmocka_unit_test(test_watch_last_event_without_newline),

@@ -256,6 +256,27 @@ LF_EXPORT int lf_kube_status_error(const lf_kube_client *client, long status, co
                                    size_t body_len, const char *what, lf_error *err);
 
 /*
+ * GETs `path` and parses the answer as a JSON object: the common case of a
+ * metadata-only read of a parent object (accept =
+ * LF_KUBE_ACCEPT_PARTIAL_METADATA) or a LIST. `accept` may be NULL
+ * (application/json); `max_bytes` 0 means LF_KUBE_BODY_MAX. `what` names
+ * the object in errors. Errors as lf_kube_request() and
+ * lf_kube_status_error(), and LF_EINVAL when the body is not a JSON object.
+ * On success the caller owns `*out` (json_decref); on failure it is NULL.
+ */
+LF_EXPORT int lf_kube_get_json(lf_kube_client *client, const char *path, const char *accept,
+                               int64_t timeout_ms, size_t max_bytes, const char *what,
+                               json_t **out, lf_error *err);
+
+/*
+ * Percent-encodes `segment` (a namespace, name or resource) for a request
+ * path: RFC 3986 unreserved characters pass, every other byte becomes %XX.
+ * Writes a NUL-terminated result into `out` of `size` bytes (3 * strlen + 1
+ * always suffices). LF_ETOOBIG when it does not fit.
+ */
+LF_EXPORT int lf_kube_escape(const char *segment, char *out, size_t size);
+
+/*
  * Called once per watch event with its "type" (ADDED, MODIFIED, DELETED,
  * BOOKMARK or ERROR; for ERROR the object is a Status) and its "object",
  * both borrowed for the call (json_incref to keep the object). Return 0 to
