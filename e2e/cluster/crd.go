@@ -77,28 +77,23 @@ func (c *Cluster) InstallCRD(ctx context.Context, crd *apiextensionsv1.CustomRes
 	if _, err := api.Create(ctx, crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create CRD %s: %w", crd.Name, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	last := "not read yet"
-	for {
+	err := Poll(ctx, timeout, 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
 		got, err := api.Get(ctx, crd.Name, metav1.GetOptions{})
-		if err == nil {
-			last = "no Established condition yet"
-			for _, cond := range got.Status.Conditions {
-				if cond.Type == apiextensionsv1.Established {
-					if cond.Status == apiextensionsv1.ConditionTrue {
-						return nil
-					}
-					last = fmt.Sprintf("Established=%s: %s", cond.Status, cond.Message)
-				}
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		for _, cond := range got.Status.Conditions {
+			if cond.Type == apiextensionsv1.Established {
+				return cond.Status == apiextensionsv1.ConditionTrue,
+					fmt.Sprintf("Established=%s: %s", cond.Status, cond.Message), nil
 			}
-		} else {
-			last = err.Error()
 		}
-		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
-			return fmt.Errorf("CRD %s not Established within %s (last: %s); API server log: %s", crd.Name, timeout, last, c.APIServerLog)
-		}
+		return false, "no Established condition yet", nil
+	})
+	if err != nil {
+		return fmt.Errorf("CRD %s: %w; API server log: %s", crd.Name, err, c.APIServerLog)
 	}
+	return nil
 }
 
 // InstallWidgetCRD installs WidgetCRD and waits until it is Established.

@@ -112,16 +112,12 @@ func TestPodIdentity(t *testing.T) {
 	if err := shared.Client.CoreV1().Pods(ns).Delete(ctx, "elector-0", metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	err = cluster.Poll(ctx, 30*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
 		_, err := cluster.WhoAmI(ctx, id.Client)
-		if apierrors.IsUnauthorized(err) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("token still accepted after its pod was deleted (last error: %v)", err)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return apierrors.IsUnauthorized(err), fmt.Sprintf("token still accepted after its pod was deleted (last error: %v)", err), nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -187,17 +183,18 @@ func TestRegisterWebhook(t *testing.T) {
 	deny := map[string]string{"deny": "yes"}
 
 	// Registration takes effect asynchronously: poll until the webhook denies.
-	deadline := time.Now().Add(30 * time.Second)
-	for i := 0; ; i++ {
-		_, err := shared.Client.CoreV1().ConfigMaps(ns).Create(ctx, cm(fmt.Sprintf("probe-%d", i), deny), metav1.CreateOptions{})
+	attempt := 0
+	err = cluster.Poll(ctx, 30*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		attempt++
+		_, err := shared.Client.CoreV1().ConfigMaps(ns).Create(ctx, cm(fmt.Sprintf("probe-%d", attempt), deny), metav1.CreateOptions{})
 		if err != nil && strings.Contains(err.Error(), "denied by test webhook") {
-			t.Logf("denied after %d attempt(s): %v", i+1, err)
-			break
+			t.Logf("denied after %d attempt(s): %v", attempt, err)
+			return true, "", nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("webhook never denied (last: %v)", err)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return false, fmt.Sprintf("webhook never denied (last: %v)", err), nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	// matchConditions: an unlabelled ConfigMap never reaches the webhook.
@@ -217,16 +214,13 @@ func TestRegisterWebhook(t *testing.T) {
 	if err := shared.UnregisterWebhook(ctx, name); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(30 * time.Second)
-	for i := 0; ; i++ {
-		_, err := shared.Client.CoreV1().ConfigMaps(ns).Create(ctx, cm(fmt.Sprintf("after-%d", i), deny), metav1.CreateOptions{})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still denied after unregistering: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	err = cluster.Poll(ctx, 30*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		attempt++
+		_, err := shared.Client.CoreV1().ConfigMaps(ns).Create(ctx, cm(fmt.Sprintf("after-%d", attempt), deny), metav1.CreateOptions{})
+		return err == nil, fmt.Sprintf("still denied after unregistering: %v", err), nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := shared.UnregisterWebhook(ctx, name); err != nil {
 		t.Errorf("unregistering twice: %v", err)
