@@ -1,7 +1,14 @@
 /*
- * kube.c: the Kubernetes API client: a pool of curl easy handles sharing one
- * connection, DNS and TLS session cache; bearer tokens that follow their
- * file; bounded bodies; Lease GETs, generic requests and watch streams.
+ * kube.c: the Kubernetes API client: a pool of curl easy handles that share
+ * a DNS and TLS session cache; bearer tokens that follow their file; bounded
+ * bodies; Lease GETs, generic requests and watch streams.
+ *
+ * Connection reuse comes from the pool, not from a shared connection cache:
+ * libcurl documents CURL_LOCK_DATA_CONNECT as unsupported between concurrent
+ * threads (CURLSHOPT_SHARE(3), known bug curl#4915). Each easy handle keeps
+ * its own live connections across curl_easy_reset(), and the pool hands out
+ * the most recently used handle first, so a request usually finds a warm
+ * connection; concurrent requests use one connection each.
  */
 #include "kube_internal.h"
 
@@ -29,11 +36,13 @@ struct lf_kube_client {
   int64_t token_recheck_ms;
   char *user_agent;
 
-  /* One lock per kind of shared data, as curl asks (CURLSHOPT_LOCKFUNC). */
+  /* DNS and TLS sessions shared by all handles; one lock per kind of shared
+   * data, as curl asks (CURLSHOPT_LOCKFUNC). */
   CURLSH *share;
   pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 
-  /* Idle easy handles; a request pops one or makes a new one. */
+  /* Idle easy handles, a stack: a request pops the most recently used one
+   * (its connection is the likeliest to be alive) or makes a new one. */
   pthread_mutex_t pool_lock;
   CURL **idle;
   unsigned n_idle;
@@ -247,10 +256,9 @@ int lf_kube_client_new(lf_kube_config **cfg, const lf_kube_options *opts, lf_kub
       curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
       curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
       curl_share_setopt(c->share, CURLSHOPT_USERDATA, c) != CURLSHE_OK ||
-      curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
       curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
       curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
-    rc = lf__kube_fail(err, LF_EIO, "libcurl cannot share connections between handles");
+    rc = lf__kube_fail(err, LF_EIO, "libcurl cannot share DNS and TLS sessions between handles");
     goto out;
   }
 
@@ -296,7 +304,7 @@ void lf_kube_client_free(lf_kube_client **client) {
   for (unsigned i = 0; i < c->n_idle; i++) {
     curl_easy_cleanup(c->idle[i]);
   }
-  /* Closes the pooled connections; no easy handle uses the share any more. */
+  /* The handles above closed their connections; none uses the share now. */
   if (c->share != NULL) {
     curl_share_cleanup(c->share);
   }
@@ -335,7 +343,7 @@ static void handle_put(lf_kube_client *c, CURL *h) {
     return;
   }
   /* Reset drops every option pointing at the finished request's memory;
-   * the shared caches stay. */
+   * the handle's live connections and the shared caches stay. */
   curl_easy_reset(h);
   pthread_mutex_lock(&c->pool_lock);
   if (c->n_idle < c->max_idle) {

@@ -501,8 +501,18 @@ static void test_threads_share_one_client(void **state) {
     pthread_join(w[i].thread, NULL);
     assert_int_equal(w[i].ok, 25);
   }
-  /* Connections are pooled: at most one per concurrent request. */
-  assert_true(ts_connections(s) <= 4);
+  /* Connections stay with their pooled handles: at most one per concurrent
+   * request, and later requests find them again. */
+  {
+    unsigned after_threads = ts_connections(s);
+    lf_lease lease;
+    lf_error err = {0};
+    assert_true(after_threads <= 4);
+    for (int i = 0; i < 10; i++) {
+      assert_int_equal(lf_kube_get_lease(c, &REF, 5000, &lease, &err), LF_OK);
+    }
+    assert_int_equal(ts_connections(s), after_threads);
+  }
   lf_kube_client_free(&c);
   ts_stop(&s);
 }

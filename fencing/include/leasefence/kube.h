@@ -17,8 +17,11 @@
  *    recheck interval (1 s by default), and after every 401. The token is
  *    never written to an error text.
  *  - One client shared by many threads. Each request borrows a curl easy
- *    handle from a small pool; all handles share one connection cache, DNS
- *    cache and TLS session cache, so connections are reused across threads.
+ *    handle from a small pool, most recently used first; a handle keeps its
+ *    connection between requests, so sequential requests reuse one
+ *    connection and concurrent ones use one each. All handles share the DNS
+ *    and TLS session caches. (Not the connection cache: libcurl does not
+ *    support sharing it between concurrent threads, see CURLSHOPT_SHARE(3).)
  *    HTTP/1.1 or HTTP/2, as curl and the server negotiate.
  *  - A deadline on every request, and a separate connect timeout.
  *  - Bounded memory: every response body has a cap (LF_LEASE_JSON_MAX for a
