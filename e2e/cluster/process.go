@@ -113,8 +113,8 @@ func (p *process) stop(grace time.Duration) error {
 			return fmt.Errorf("%s (pid %d) survived SIGKILL", p.name, p.pid())
 		}
 	}
-	// Anything else left in the group (nothing, for these binaries) goes too.
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	// No group-wide kill after the reap: the id could by then belong to
+	// someone else's group. etcd and kube-apiserver start no children.
 	return nil
 }
 
