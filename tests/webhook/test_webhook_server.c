@@ -393,20 +393,37 @@ static int tcp_connect(int port) {
   return fd;
 }
 
-static void raw_open(raw_tls *t, int port) {
+/* A TLS connection with the given GnuTLS priorities (NULL: the defaults).
+ * Returns the handshake's result; on failure the connection is closed. */
+static int raw_try(raw_tls *t, int port, const char *priorities) {
   int rc;
 
   t->fd = tcp_connect(port);
   assert_true(t->fd >= 0);
   assert_int_equal(gnutls_certificate_allocate_credentials(&t->cred), 0);
   assert_int_equal(gnutls_init(&t->session, GNUTLS_CLIENT), 0);
-  assert_int_equal(gnutls_set_default_priority(t->session), 0);
+  if (priorities != NULL)
+    rc = gnutls_priority_set_direct(t->session, priorities, NULL);
+  else
+    rc = gnutls_set_default_priority(t->session);
+  assert_int_equal(rc, 0);
   assert_int_equal(gnutls_credentials_set(t->session, GNUTLS_CRD_CERTIFICATE, t->cred), 0);
   gnutls_transport_set_int(t->session, t->fd);
   gnutls_handshake_set_timeout(t->session, 10000 * slow);
   do {
     rc = gnutls_handshake(t->session);
   } while (rc < 0 && gnutls_error_is_fatal(rc) == 0);
+  if (rc < 0) {
+    gnutls_deinit(t->session);
+    gnutls_certificate_free_credentials(t->cred);
+    close(t->fd);
+  }
+  return rc;
+}
+
+static void raw_open(raw_tls *t, int port) {
+  int rc = raw_try(t, port, NULL);
+
   if (rc < 0)
     fail_msg("TLS handshake failed: %s", gnutls_strerror(rc));
 }
@@ -1049,6 +1066,40 @@ static void test_bad_reload(void **state) {
   assert_int_equal(rename(keep, key), 0);
 }
 
+/* TLS 1.2 and 1.3 are served, older versions refused; --tls-min-version=1.3
+ * refuses 1.2. The client offers exactly one version each time. */
+static void test_tls_versions(void **state) {
+  static const char v11[] = "NORMAL:-VERS-ALL:+VERS-TLS1.1";
+  static const char v12[] = "NORMAL:-VERS-ALL:+VERS-TLS1.2";
+  static const char v13[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3";
+  const char *const extra[] = {"--tls-min-version=1.3", NULL};
+  gnutls_session_t probe;
+  raw_tls t;
+  server s;
+
+  (void)state;
+  assert_true(raw_try(&t, main_srv.port, v12) == 0);
+  assert_int_equal(gnutls_protocol_get_version(t.session), GNUTLS_TLS1_2);
+  raw_close(&t);
+  assert_true(raw_try(&t, main_srv.port, v13) == 0);
+  assert_int_equal(gnutls_protocol_get_version(t.session), GNUTLS_TLS1_3);
+  raw_close(&t);
+  /* Only if this GnuTLS can still offer TLS 1.1 does refusing it prove
+   * anything about the server. */
+  assert_int_equal(gnutls_init(&probe, GNUTLS_CLIENT), 0);
+  if (gnutls_priority_set_direct(probe, v11, NULL) == 0) {
+    assert_true(raw_try(&t, main_srv.port, v11) < 0);
+    print_message("TLS 1.1 refused\n");
+  }
+  gnutls_deinit(probe);
+
+  start_server(&s, extra);
+  assert_true(raw_try(&t, s.port, v12) < 0);
+  assert_true(raw_try(&t, s.port, v13) == 0);
+  raw_close(&t);
+  assert_int_equal(stop_server(&s), 0);
+}
+
 static void test_health_and_metrics(void **state) {
   http_resp r;
   int64_t deadline;
@@ -1276,7 +1327,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_vectors_https),    cmocka_unit_test(test_bad_requests),
       cmocka_unit_test(test_traffic_concurrent), cmocka_unit_test(test_stalled_clients),
       cmocka_unit_test(test_hot_reload),       cmocka_unit_test(test_bad_reload),
-      cmocka_unit_test(test_health_and_metrics), cmocka_unit_test(test_client_ca),
+      cmocka_unit_test(test_health_and_metrics), cmocka_unit_test(test_tls_versions),
+      cmocka_unit_test(test_client_ca),
       cmocka_unit_test(test_sigterm_inflight),
   };
   const char *v;
