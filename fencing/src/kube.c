@@ -820,6 +820,13 @@ int lf_kube_get_lease(lf_kube_client *client, const lf_lease_ref *ref, int64_t t
       goto out;
     }
   }
+  /* Fencing must never decide on another Lease than the one named, whatever
+   * a proxy or a misrouted request hands back. */
+  if (strcmp(lease.ref.ns, ref->ns) != 0 || strcmp(lease.ref.name, ref->name) != 0) {
+    rc = lf__kube_fail(err, LF_EINVAL, "asked %s for %s and got Lease %s/%s",
+                       client->cfg->server, what, lease.ref.ns, lease.ref.name);
+    goto out;
+  }
   *out = lease;
 
 out:

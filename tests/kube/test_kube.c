@@ -262,7 +262,9 @@ static void test_get_lease_escapes_path(void **state) {
   lf_lease_ref unterminated;
 
   set_mode(M_LEASE, 0, NULL);
-  assert_int_equal(lf_kube_get_lease(c, &odd, 2000, &lease, &err), LF_OK);
+  /* The server answers with another Lease than asked: refused. */
+  assert_int_equal(lf_kube_get_lease(c, &odd, 2000, &lease, &err), LF_EINVAL);
+  assert_non_null(strstr(err.text, "for Lease ns1/a b/c?d and got Lease ns1/my-lease"));
   assert_string_equal(g.path, "/apis/coordination.k8s.io/v1/namespaces/ns1/leases/a%20b%2Fc%3Fd");
   assert_int_equal(lf_kube_get_lease(c, &empty, 2000, &lease, &err), LF_EINVAL);
   memset(&unterminated, 'a', sizeof(unterminated));

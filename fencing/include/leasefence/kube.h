@@ -24,6 +24,8 @@
  *    support sharing it between concurrent threads, see CURLSHOPT_SHARE(3).)
  *    HTTP/1.1 or HTTP/2, as curl and the server negotiate.
  *  - A deadline on every request, and a separate connect timeout.
+ *  - libcurl's usual proxy environment variables (https_proxy, no_proxy)
+ *    apply, as Go's do for client-go.
  *  - Bounded memory: every response body has a cap (LF_LEASE_JSON_MAX for a
  *    Lease, LF_KUBE_BODY_MAX by default for anything else, settable per
  *    request), every watch event a cap (LF_KUBE_WATCH_EVENT_MAX), a
@@ -213,7 +215,8 @@ LF_EXPORT const lf_kube_config *lf_kube_client_config(const lf_kube_client *clie
  *   LF_ETIMEDOUT  the deadline passed.
  *   LF_EIO        DNS, connect or TLS failure, HTTP 5xx or another status,
  *                 with the cause in the text ("TLS: ...", "HTTP 503 from ...").
- *   LF_EINVAL     the body is not a Lease; LF_ETOOBIG over LF_LEASE_JSON_MAX.
+ *   LF_EINVAL     the body is not a Lease, or not the Lease named by `ref`;
+ *                 LF_ETOOBIG over LF_LEASE_JSON_MAX.
  * `*out` is written only on success.
  */
 LF_EXPORT int lf_kube_get_lease(lf_kube_client *client, const lf_lease_ref *ref,
