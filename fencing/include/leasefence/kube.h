@@ -29,7 +29,10 @@
  *  - Bounded memory: every response body has a cap (LF_LEASE_JSON_MAX for a
  *    Lease, LF_KUBE_BODY_MAX by default for anything else, settable per
  *    request), every watch event a cap (LF_KUBE_WATCH_EVENT_MAX), a
- *    kubeconfig file LF_KUBE_CONFIG_MAX, a token file LF_KUBE_TOKEN_MAX.
+ *    kubeconfig file LF_KUBE_CONFIG_MAX (which also bounds its inline
+ *    certificates and keys), a token file LF_KUBE_TOKEN_MAX. CA, certificate
+ *    and key files are read by libcurl itself, per new connection, so a
+ *    rotated CA or client certificate is picked up without a restart.
  *
  * What it does not support (each is refused with LF_EINVAL naming it where a
  * kubeconfig asks for it): exec and auth-provider credential plugins, basic
@@ -66,7 +69,6 @@ extern "C" {
 
 #define LF_KUBE_CONFIG_MAX (1024 * 1024)        /* A kubeconfig file. */
 #define LF_KUBE_TOKEN_MAX (64 * 1024)           /* A bearer token file. */
-#define LF_KUBE_PEM_MAX (1024 * 1024)           /* A CA, cert or key file read into memory. */
 #define LF_KUBE_BODY_MAX (16 * 1024 * 1024)     /* Default cap of lf_kube_request bodies. */
 #define LF_KUBE_WATCH_EVENT_MAX (1024 * 1024)   /* One watch event (one line). */
 #define LF_KUBE_STATUS_MESSAGE_MAX 300          /* Server message quoted in an error. */
