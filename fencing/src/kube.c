@@ -27,6 +27,8 @@
 #define DEFAULT_CONNECT_TIMEOUT_MS 3000
 #define DEFAULT_TOKEN_RECHECK_MS 1000
 #define DEFAULT_MAX_IDLE_HANDLES 8
+/* How long libcurl may keep the trust store built from a CA file. */
+#define CA_CACHE_SECONDS 60L
 /* Bytes of a refused watch's body kept for the error message. */
 #define WATCH_ERROR_BODY_MAX (64 * 1024)
 
@@ -563,6 +565,11 @@ static int perform(lf_kube_client *c, const lf_kube_req *req, transfer *t, CURLc
     SETOPT(h, CURLOPT_CAINFO_BLOB, &blob);
   } else if (cfg->ca_file != NULL) {
     SETOPT(h, CURLOPT_CAINFO, cfg->ca_file);
+#if LIBCURL_VERSION_NUM >= 0x075700
+    /* libcurl keeps the store built from a CA file for a day by default; the
+     * in-cluster ca.crt can be rotated, so look at it again after a minute. */
+    SETOPT(h, CURLOPT_CA_CACHE_TIMEOUT, CA_CACHE_SECONDS);
+#endif
   }
   if (cfg->cert_pem.data != NULL) {
     struct curl_blob blob = {cfg->cert_pem.data, cfg->cert_pem.len, CURL_BLOB_COPY};

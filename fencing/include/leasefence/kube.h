@@ -31,8 +31,9 @@
  *    request), every watch event a cap (LF_KUBE_WATCH_EVENT_MAX), a
  *    kubeconfig file LF_KUBE_CONFIG_MAX (which also bounds its inline
  *    certificates and keys), a token file LF_KUBE_TOKEN_MAX. CA, certificate
- *    and key files are read by libcurl itself, per new connection, so a
- *    rotated CA or client certificate is picked up without a restart.
+ *    and key files are read by libcurl itself when it opens a connection
+ *    (a CA file's trust store is kept for at most 60 s), so rotated files
+ *    are picked up without a restart.
  *
  * What it does not support (each is refused with LF_EINVAL naming it where a
  * kubeconfig asks for it): exec and auth-provider credential plugins, basic
