@@ -1,0 +1,110 @@
+package fencing
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+func FuzzParseStamp(f *testing.F) {
+	for _, s := range []string{
+		"lf1:3:0d6a6c42-0d68-4f3e-9ad4-2b1b35e4d3b1:ctrl-a_5b0b2c3e",
+		"lf1:0:a", "lf1:2147483647:a:b:c", "lf1:03:a:b", "lf1:1:a:\u00a0", "lf1:1:a:é",
+		"lf1:1:a:" + strings.Repeat("h", 256), "lf2:1:a:b", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		s, err := ParseStamp(text)
+		if err != nil {
+			return
+		}
+		// One spelling per stamp: what parses formats back to the same text.
+		if got := s.String(); got != text {
+			t.Fatalf("ParseStamp(%q).String() = %q", text, got)
+		}
+		if s.Holder != "" {
+			if err := s.Validate(); err != nil {
+				t.Fatalf("ParseStamp(%q) gave a stamp that does not validate: %v", text, err)
+			}
+		}
+		// The fieldManager form is always accepted by the API server and
+		// names the same term and uid.
+		fm := s.FieldManager()
+		if errs := validation.ValidateFieldManager(fm, field.NewPath("fieldManager")); len(errs) > 0 {
+			t.Fatalf("FieldManager() = %q is refused by the API server: %v", fm, errs)
+		}
+		back, err := ParseStamp(fm)
+		if err != nil || back.Term != s.Term || back.LeaseUID != s.LeaseUID || (back.Holder != "" && back.Holder != s.Holder) {
+			t.Fatalf("ParseStamp(FieldManager() = %q) = %+v, %v; want %+v", fm, back, err, s)
+		}
+	})
+}
+
+func FuzzMergePatch(f *testing.F) {
+	for _, p := range []string{``, `null`, `{}`, `{"metadata":{"annotations":{"x":"y"}}}`, `{"metadata":null}`,
+		`{"metadata":{"annotations":null}}`, `[1]`, `{"a":[1,{"b":null}]}`, `{"metadata":{"annotations":{"leasefence.io/stamp":1}}}`} {
+		f.Add([]byte(p))
+	}
+	f.Fuzz(func(t *testing.T, patch []byte) {
+		out, err := MergePatch(patch, testStamp)
+		if err != nil {
+			return
+		}
+		var got struct {
+			Metadata struct {
+				Annotations map[string]any `json:"annotations"`
+			} `json:"metadata"`
+		}
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("MergePatch(%q) = %q: not a JSON object: %v", patch, out, err)
+		}
+		if v := got.Metadata.Annotations[AnnotationStamp]; v != testStamp.String() {
+			t.Fatalf("MergePatch(%q) = %q: stamp %v", patch, out, v)
+		}
+	})
+}
+
+func FuzzJSONPatch(f *testing.F) {
+	for _, p := range []string{``, `null`, `[]`, `[{"op":"remove","path":"/a"}]`, `{}`, `[1,2]`} {
+		f.Add([]byte(p), true)
+	}
+	f.Fuzz(func(t *testing.T, ops []byte, hasAnnotations bool) {
+		out, err := JSONPatch(ops, hasAnnotations, testStamp)
+		if err != nil {
+			return
+		}
+		var list []json.RawMessage
+		if err := json.Unmarshal(out, &list); err != nil || len(list) == 0 {
+			t.Fatalf("JSONPatch(%q) = %q: not a non-empty array: %v", ops, out, err)
+		}
+		var last struct {
+			Op, Path string
+			Value    any
+		}
+		if err := json.Unmarshal(list[len(list)-1], &last); err != nil || last.Op != "add" {
+			t.Fatalf("JSONPatch(%q) = %q: last op %+v, %v", ops, out, last, err)
+		}
+	})
+}
+
+func FuzzParseLeaseRef(f *testing.F) {
+	for _, s := range []string{"ctrl", "ops/ctrl", "a/b/c", "/x", "A", "a.b", ""} {
+		f.Add(s, "default")
+		f.Add(s, "")
+	}
+	f.Fuzz(func(t *testing.T, text, ns string) {
+		r, err := ParseLeaseRef(text, ns)
+		if err != nil {
+			return
+		}
+		// A parsed reference names the Lease again in the qualified form.
+		again, err := ParseLeaseRef(r.String(), "")
+		if err != nil || again != r {
+			t.Fatalf("ParseLeaseRef(%q, %q) = %+v, but its String() %q gives %+v, %v", text, ns, r, r.String(), again, err)
+		}
+	})
+}
