@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -674,6 +675,59 @@ static void test_status_error_mapping(void **state) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* The command-line tool                                                    */
+
+/* Runs kube-get-lease with a kubeconfig for the fixture's server; returns
+ * its exit status and its output (stdout and stderr) in `out`. */
+static int run_cli(const fixture *f, const char *args, char *out, size_t size) {
+  char kubeconfig[160];
+  char yaml[512];
+  char cmd[1024];
+  FILE *p;
+  size_t n;
+  int status;
+
+  snprintf(kubeconfig, sizeof(kubeconfig), "%s/kubeconfig", f->dir);
+  snprintf(yaml, sizeof(yaml),
+           "current-context: t\nclusters: [{name: s, cluster: {server: \"%s\"}}]\n"
+           "contexts: [{name: t, context: {cluster: s, user: u, namespace: ns1}}]\n"
+           "users: [{name: u, user: {tokenFile: token}}]\n",
+           f->url);
+  ts_write_file(kubeconfig, yaml);
+  snprintf(cmd, sizeof(cmd), "'%s' --kubeconfig '%s' %s 2>&1", KUBE_GET_LEASE, kubeconfig, args);
+  p = popen(cmd, "r");
+  assert_non_null(p);
+  n = fread(out, 1, size - 1, p);
+  out[n] = '\0';
+  status = pclose(p);
+  assert_true(WIFEXITED(status));
+  return WEXITSTATUS(status);
+}
+
+static void test_cli(void **state) {
+  fixture *f = *state;
+  char out[4096];
+
+  replace_token(f, "tok-1\n");
+  set_mode(M_LEASE, 0, NULL);
+  assert_int_equal(run_cli(f, "--name my-lease", out, sizeof(out)), 0);
+  assert_non_null(strstr(out, "holderIdentity: ctrl-0_abc\n"));
+  assert_non_null(strstr(out, "leaseTransitions: 3\n"));
+  assert_non_null(strstr(out, "renewTime: 2024-05-01T10:00:05.000000Z\n"));
+  /* The namespace came from the kubeconfig's context. */
+  assert_string_equal(g.path, "/apis/coordination.k8s.io/v1/namespaces/ns1/leases/my-lease");
+  assert_string_equal(g.auth, "Bearer tok-1");
+
+  set_mode(M_STATUS, 404, "{\"kind\":\"Status\",\"message\":\"not here\"}");
+  assert_int_equal(run_cli(f, "--namespace other --name my-lease", out, sizeof(out)), 2);
+  assert_non_null(strstr(out, "Lease other/my-lease not found"));
+  set_mode(M_STATUS, 403, "{\"kind\":\"Status\",\"message\":\"" FORBIDDEN_MESSAGE "\"}");
+  assert_int_equal(run_cli(f, "--name my-lease", out, sizeof(out)), 3);
+  assert_non_null(strstr(out, "cannot get resource \"leases\""));
+  assert_int_equal(run_cli(f, "", out, sizeof(out)), 64);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Watch                                                                    */
 
 #define EV(type, name, rv)                                                                    \
@@ -1071,6 +1125,7 @@ int main(void) {
       cmocka_unit_test(test_get_json),
       cmocka_unit_test(test_escape),
       cmocka_unit_test(test_status_error_mapping),
+      cmocka_unit_test(test_cli),
       cmocka_unit_test(test_watch_events_split_anywhere),
       cmocka_unit_test(test_watch_last_event_without_newline),
       cmocka_unit_test(test_watch_callback_stops),
