@@ -34,7 +34,7 @@ func Delete(ctx context.Context, client dynamic.ResourceInterface, name string, 
 // resourceVersion of the stamped version. With dryRun set, the stamping
 // patch is a dry run too.
 func DeleteWithOptions(ctx context.Context, client dynamic.ResourceInterface, name string, s Stamp, base metav1.DeleteOptions) error {
-	return fencedDelete(name, s, base,
+	return fencedDelete(name, "", s, base,
 		func(patch []byte, opts metav1.PatchOptions) (metav1.Object, error) {
 			return client.Patch(ctx, name, types.MergePatchType, patch, opts)
 		},
@@ -53,14 +53,17 @@ type PatchDeleter[T metav1.Object] interface {
 //
 //	err := fencing.DeleteTyped(ctx, clientset.CoreV1().ConfigMaps(ns), name, s, metav1.DeleteOptions{})
 func DeleteTyped[T metav1.Object](ctx context.Context, client PatchDeleter[T], name string, s Stamp, base metav1.DeleteOptions) error {
-	return fencedDelete(name, s, base,
+	return fencedDelete(name, "", s, base,
 		func(patch []byte, opts metav1.PatchOptions) (metav1.Object, error) {
 			return client.Patch(ctx, name, types.MergePatchType, patch, opts)
 		},
 		func(opts metav1.DeleteOptions) error { return client.Delete(ctx, name, opts) })
 }
 
-func fencedDelete(name string, s Stamp, base metav1.DeleteOptions,
+// fencedDelete stamps, then deletes at the stamped resourceVersion; with a
+// uid, the delete also requires that uid (the object listed, not one
+// re-created under the same name).
+func fencedDelete(name string, uid types.UID, s Stamp, base metav1.DeleteOptions,
 	patch func([]byte, metav1.PatchOptions) (metav1.Object, error), del func(metav1.DeleteOptions) error) error {
 	body, err := MergePatch(nil, s)
 	if err != nil {
@@ -76,6 +79,9 @@ func fencedDelete(name string, s Stamp, base metav1.DeleteOptions,
 	}
 	opts := base
 	opts.Preconditions = &metav1.Preconditions{ResourceVersion: &rv}
+	if uid != "" {
+		opts.Preconditions.UID = &uid
+	}
 	if err := del(opts); err != nil {
 		return fmt.Errorf("leasefence: deleting %s at the stamped resourceVersion %s: %w", name, rv, err)
 	}
@@ -85,9 +91,11 @@ func fencedDelete(name string, s Stamp, base metav1.DeleteOptions,
 // DeleteCollection deletes every object that listOpts selects, each with the
 // two-step fenced delete of Delete: it lists the objects, then for each one
 // stamps it and deletes it with the precondition of the stamped version.
-// Objects that are already gone are skipped. It stops at the first other
-// error (a denial means this writer is fenced and should stop) and returns
-// it; objects handled before the error stay deleted.
+// Each delete also carries the listed object's uid as a precondition, so
+// an object re-created under the same name since the listing is not
+// deleted (Conflict). Objects that are already gone are skipped. It stops at
+// the first other error (a denial means this writer is fenced and should
+// stop) and returns it; objects handled before the error stay deleted.
 //
 // It does not use the DeleteCollection API call on purpose. The API server
 // admits a DeleteCollection object by object, each as a DELETE judged by the
@@ -107,7 +115,11 @@ func DeleteCollectionWithOptions(ctx context.Context, client dynamic.ResourceInt
 	if err := s.Validate(); err != nil {
 		return err
 	}
-	var names []string
+	type listed struct {
+		name string
+		uid  types.UID
+	}
+	var objs []listed
 	opts := listOpts
 	for {
 		list, err := client.List(ctx, opts)
@@ -115,18 +127,22 @@ func DeleteCollectionWithOptions(ctx context.Context, client dynamic.ResourceInt
 			return fmt.Errorf("leasefence: listing the objects to delete: %w", err)
 		}
 		for i := range list.Items {
-			names = append(names, list.Items[i].GetName())
+			objs = append(objs, listed{list.Items[i].GetName(), list.Items[i].GetUID()})
 		}
 		if list.GetContinue() == "" {
 			break
 		}
 		opts.Continue = list.GetContinue()
 	}
-	for _, name := range names {
+	for _, o := range objs {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		err := DeleteWithOptions(ctx, client, name, s, base)
+		err := fencedDelete(o.name, o.uid, s, base,
+			func(patch []byte, opts metav1.PatchOptions) (metav1.Object, error) {
+				return client.Patch(ctx, o.name, types.MergePatchType, patch, opts)
+			},
+			func(opts metav1.DeleteOptions) error { return client.Delete(ctx, o.name, opts) })
 		if err != nil && !isNotFound(err) {
 			return err
 		}

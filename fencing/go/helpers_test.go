@@ -121,6 +121,7 @@ type fakeServer struct {
 	// "someone else" makes right after its patch.
 	patchErr    map[string]error
 	writesAfter map[string]int
+	recreated   map[string]bool // re-created under the same name before the patch
 	deleteOpts  map[string]metav1.DeleteOptions
 	patchesSeen map[string][]byte
 	patchedRVs  map[string]string
@@ -137,12 +138,13 @@ func newFakeServer(t *testing.T, names ...string) *fakeServer {
 		u.SetName(n)
 		u.SetAnnotations(map[string]string{AnnotationLease: "ctrl"})
 		u.SetResourceVersion("1")
+		u.SetUID(types.UID("uid-" + n))
 		objs = append(objs, u)
 	}
 	f := &fakeServer{
 		FakeDynamicClient: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
 			map[schema.GroupVersionResource]string{cmGVR: "ConfigMapList"}, objs...),
-		rv: 1, patchErr: map[string]error{}, writesAfter: map[string]int{},
+		rv: 1, patchErr: map[string]error{}, writesAfter: map[string]int{}, recreated: map[string]bool{},
 		deleteOpts: map[string]metav1.DeleteOptions{}, patchesSeen: map[string][]byte{}, patchedRVs: map[string]string{},
 	}
 	tracker := f.Tracker()
@@ -169,6 +171,9 @@ func newFakeServer(t *testing.T, names ...string) *fakeServer {
 			return true, nil, err
 		}
 		u := stored.(*unstructured.Unstructured).DeepCopy()
+		if f.recreated[name] {
+			u.SetUID(types.UID("recreated-" + name))
+		}
 		ann := u.GetAnnotations()
 		for k, v := range patch.Metadata.Annotations {
 			ann[k] = v
@@ -200,6 +205,10 @@ func newFakeServer(t *testing.T, names ...string) *fakeServer {
 		if pc := d.DeleteOptions.Preconditions; pc != nil && pc.ResourceVersion != nil &&
 			*pc.ResourceVersion != stored.(*unstructured.Unstructured).GetResourceVersion() {
 			return true, nil, apierrors.NewConflict(cmGVR.GroupResource(), d.GetName(), errors.New("the resourceVersion in the precondition does not match"))
+		}
+		if pc := d.DeleteOptions.Preconditions; pc != nil && pc.UID != nil &&
+			*pc.UID != stored.(*unstructured.Unstructured).GetUID() {
+			return true, nil, apierrors.NewConflict(cmGVR.GroupResource(), d.GetName(), errors.New("the uid in the precondition does not match"))
 		}
 		return false, nil, nil
 	})
@@ -275,9 +284,22 @@ func TestDeleteCollection(t *testing.T) {
 		if f.exists(t, n) {
 			t.Errorf("%s still exists", n)
 		}
-		if o := f.deleteOpts[n]; o.Preconditions == nil || *o.Preconditions.ResourceVersion != f.patchedRVs[n] {
-			t.Errorf("%s deleted with %+v, want the precondition %s", n, o, f.patchedRVs[n])
+		if o := f.deleteOpts[n]; o.Preconditions == nil || *o.Preconditions.ResourceVersion != f.patchedRVs[n] ||
+			o.Preconditions.UID == nil || *o.Preconditions.UID != types.UID("uid-"+n) {
+			t.Errorf("%s deleted with %+v, want the preconditions %s and uid-%s", n, o.Preconditions, f.patchedRVs[n], n)
 		}
+	}
+
+	// An object re-created under the same name after the listing is not
+	// deleted.
+	f = newFakeServer(t, "a", "b")
+	client = f.Resource(cmGVR).Namespace("default")
+	f.recreated["a"] = true
+	if err := DeleteCollection(ctx, client, metav1.ListOptions{}, testStamp); !apierrors.IsConflict(err) {
+		t.Fatalf("DeleteCollection of a re-created object = %v, want a Conflict", err)
+	}
+	if !f.exists(t, "a") {
+		t.Fatal("the re-created object was deleted")
 	}
 
 	// A denial stops the whole run.
