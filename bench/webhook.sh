@@ -11,13 +11,17 @@
 #     response (a protected ConfigMap UPDATE with a current stamp);
 #  4. closed-loop throughput: wrk over HTTPS keep-alive, POSTing one fixed
 #     AdmissionReview, at several connection counts;
-#  5. fixed-rate latency: wrk again, each connection pacing itself with the
-#     Lua delay() hook to a target total rate (wrk2 is not in Debian, and
-#     h2load's -r paces connection creation, not requests); the achieved
-#     rate is printed next to the percentiles;
+#  5. fixed-rate latency: bench/ratelat.c (built here), 8 threads with one
+#     keep-alive HTTPS connection each, requests evenly spaced at the target
+#     rate and latency counted from each request's scheduled time (wrk2 is
+#     not in Debian; h2load's -r paces connection creation, not requests,
+#     and reports no percentiles; wrk's Lua delay() paces in whole
+#     milliseconds on timers that fire together, so its requests leave in
+#     bursts);
 #  6. the server's peak RSS (VmHWM).
 #
-# Usage: bench/webhook.sh [seconds per run (default 10)] [fixed rate (default 7500)]
+# Usage: bench/webhook.sh [seconds per run (default 10)] [fixed rate (default 7500;
+#        it is also run at half that)]
 # Environment: CONNS="1 8 64" to change the connection counts, THREADS for
 # the server's --threads (default: one per CPU).
 set -euo pipefail
@@ -40,7 +44,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in wrk curl cmake python3; do
+for tool in wrk curl cmake python3 cc; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 1; }
 done
 
@@ -49,6 +53,7 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLF_TESTS=OFF -DLF_WITH
   >"$work/cmake.log" 2>&1 || { cat "$work/cmake.log"; exit 1; }
 cmake --build "$build" --target leasefence-webhook -j"$(nproc)" >"$work/build.log" 2>&1 ||
   { cat "$work/build.log"; exit 1; }
+cc -O2 -o "$build/ratelat" "$here/ratelat.c" -lcurl -lpthread
 certs_tool=$root/tests/webhook/certs-openssl.sh
 if cmake --build "$build" --target leasefence-certs -j"$(nproc)" >>"$work/build.log" 2>&1; then
   certs_tool=$build/certs/leasefence-certs
@@ -98,17 +103,13 @@ EOF
 body_bytes=$(wc -c <"$work/review.json")
 
 # wrk script: POST the review; report percentiles (wrk's own --latency stops
-# at p99) and, when RATE_DELAY_MS is set, pace each connection.
+# at p99).
 cat >"$work/post.lua" <<EOF
 local f = assert(io.open("$work/review.json", "rb"))
 wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
-local pace = tonumber(os.getenv("RATE_DELAY_MS") or "0")
-if pace > 0 then
-  function delay() return pace end
-end
 function done(summary, latency, requests)
   local secs = summary.duration / 1e6
   io.write(string.format("RESULT reviews/s=%.0f p50_ms=%.3f p99_ms=%.3f p99.9_ms=%.3f max_ms=%.3f errors=%d non2xx=%d\n",
@@ -164,10 +165,14 @@ for c in $conns; do
   run_wrk "connections=$c" -t$t -c"$c" -d"${secs}s"
 done
 
-per_conn_c=64
-delay=$(( per_conn_c * 1000 / rate ))
-echo "== fixed rate: target $rate reviews/s over $per_conn_c connections (each paced ${delay} ms)"
-RATE_DELAY_MS=$delay run_wrk "connections=$per_conn_c" -t2 -c$per_conn_c -d"${secs}s"
+echo "== fixed rate (bench/ratelat.c: 8 keep-alive connections, evenly spaced, latency from the scheduled time)"
+for r in $rate $((rate / 2)); do
+  t0=$(server_ticks)
+  line=$("$build/ratelat" "$url" "$work/certs/ca.crt" "$work/review.json" "$r" "$secs" 8 | grep '^RESULT')
+  t1=$(server_ticks)
+  echo "${line#RESULT } server_cpu_us_per_review=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$r" \
+    -v s="$secs" 'BEGIN { printf "%.1f", d / hz * 1e6 / (n * s) }')"
+done
 
 echo "== server memory: $(grep -E 'VmHWM' /proc/$server_pid/status | tr -s ' \t' ' ') (peak RSS)"
 echo "== load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -490,7 +490,6 @@ int lfw_server_start(const lfw_config *cfg, const lfw_review_env *env, lfw_tls *
       flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
       MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-      MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
       MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0u,
       MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
       MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
@@ -515,7 +514,6 @@ int lfw_server_start(const lfw_config *cfg, const lfw_review_env *env, lfw_tls *
   s->health = MHD_start_daemon(flags, (uint16_t)cfg->health_port, NULL, NULL, on_health, s,
                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&haddr,
-                               MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
   if (s->health == NULL) {
