@@ -266,6 +266,7 @@ static bool check_against_lease(const lf_request *req, const lf_stamp *s, const 
     lf__sbuf_printf(&b, " now has uid %s: it was deleted and re-created after the writer's view. "
                         "The writer must win the election on the new Lease and stamp with its uid.",
                     lease->uid);
+    out->retry_live = true;
     return false;
   }
   if (lease->holder[0] == '\0') {
@@ -274,6 +275,7 @@ static bool check_against_lease(const lf_request *req, const lf_stamp *s, const 
     lf__sbuf_printf(&b, " has no holder (released or never acquired) in term %d, so nobody may "
                         "write; the stamp presents term %d. Wait for a leader to acquire the Lease.",
                     (int)lease->transitions, (int)s->term);
+    out->retry_live = true;
     return false;
   }
   if (s->term != lease->transitions) {
@@ -309,6 +311,7 @@ static bool check_against_lease(const lf_request *req, const lf_stamp *s, const 
     lease_name(&b, &lease->ref);
     lf__sbuf_printf(&b, " has no renewTime or no positive leaseDurationSeconds, so it cannot be "
                         "shown to be held now; it is treated as expired.");
+    out->retry_live = true;
     return false;
   }
   format_time(t1, sizeof(t1), renew);
@@ -334,6 +337,7 @@ static bool check_against_lease(const lf_request *req, const lf_stamp *s, const 
                         "(clock-skew tolerance %.3fs); now is %s. The holder has stopped renewing "
                         "and must not write until it renews the Lease.",
                     t1, (int)lease->duration_s, t2, (double)policy->skew_us / US_PER_S, t3);
+    out->retry_live = true;
     return false;
   }
   return true;
@@ -365,6 +369,7 @@ void lf_decide(const lf_request *req, const lf_lease_view *view, int64_t now_us,
     lf__sbuf_printf(&b, ", which does not exist. Start the controller's leader election (it creates "
                         "the Lease), or have an exempt user remove the " LF_ANNOTATION_LEASE
                         " annotation.");
+    out->retry_live = true;
     return;
   }
   if (view->status != LF_LEASE_OK) {

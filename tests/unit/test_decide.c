@@ -83,6 +83,8 @@ static void run_case(void **state) {
   if (retry != NULL) {
     assert_int_equal(d.retry_live, json_is_true(retry));
   }
+  /* A fresher Lease read is only ever asked for to reconsider a denial. */
+  assert_false(d.allowed && d.retry_live);
   /* Every denial tells a person what happened; every message is bounded. */
   assert_true(strlen(d.message) > 40);
   assert_true(strlen(d.message) < LF_MESSAGE_MAX);

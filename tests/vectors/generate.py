@@ -122,7 +122,7 @@ def review_error(name, req, contains):
 
 # --- G1: current holder and term ------------------------------------------
 case("current holder and term, update", True, "Current", lease_ref="default/ctrl",
-     contains=["ctrl-a_", "term 3"])
+     contains=["ctrl-a_", "term 3"], retry_live=False)
 case("current holder, create", True, "Current",
      req=request(op="CREATE"))
 case("current holder, create with generateName", True, "Current",
@@ -131,7 +131,7 @@ case("not protected", True, "NotProtected",
      req=request(new=obj(lease_ann=None), old=obj(lease_ann=None)), lease_obj=None, status="not_found")
 case("older term than the Lease", False, "StaleTerm",
      req=request(new=obj(stamp_ann=stamp(term=2)), old=obj(stamp_ann=stamp(term=2))),
-     contains=["term 2", "term 3", "Lease default/ctrl", "no longer the leader"])
+     contains=["term 2", "term 3", "Lease default/ctrl", "no longer the leader"], retry_live=False)
 case("taken over: stale leader stamps its old term", False, "StaleTerm",
      req=request(new=obj(stamp_ann=stamp(term=3, holder=A)), old=obj(stamp_ann=stamp(term=4, holder=B))),
      lease_obj=lease(holder=B, term=4), contains=["ctrl-a_", "ctrl-b_", "term 4"])
@@ -141,9 +141,9 @@ case("term newer than the Lease read", False, "TermAhead",
 case("wrong holder in the current term", False, "NotHolder",
      req=request(new=obj(stamp_ann=stamp(holder=B)), pod=None))
 case("Lease deleted and re-created", False, "LeaseRecreated",
-     lease_obj=lease(uid=UID2, term=0), contains=[UID, UID2, "re-created"])
+     lease_obj=lease(uid=UID2, term=0), contains=[UID, UID2, "re-created"], retry_live=True)
 case("released Lease", False, "LeaseReleased",
-     lease_obj=lease(holder="", duration=1), contains=["no holder"])
+     lease_obj=lease(holder="", duration=1), contains=["no holder"], retry_live=True)
 case("Lease never held (no spec)", False, "LeaseReleased",
      lease_obj={"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": "ctrl", "namespace": "default", "uid": UID}},
@@ -154,7 +154,7 @@ case("holder name containing colons", True, "Current",
 
 # --- G3: expiry and clock skew ----------------------------------------------
 case("expired Lease, nobody took over", False, "LeaseExpired", now=14,
-     contains=["expired", "2026-01-01T00:00:13.000000Z"])
+     contains=["expired", "2026-01-01T00:00:13.000000Z"], retry_live=True)
 case("just before the conservative expiry", True, "Current", now=12.9)
 case("at the conservative expiry", False, "LeaseExpired", now=13)
 case("expiry with zero tolerance, one microsecond before", True, "Current", now=14.999999,
@@ -177,7 +177,7 @@ case("pod identity matches bare <pod> holder", True, "Current",
      req=request(new=obj(stamp_ann=stamp(holder="ctrl-a")), old=obj(stamp_ann=stamp(holder="ctrl-a"))),
      lease_obj=lease(holder="ctrl-a"))
 case("pod identity is another pod", False, "IdentityMismatch", req=request(pod="ctrl-b"),
-     contains=["\"ctrl-b\"", "ctrl-a_"])
+     contains=["\"ctrl-b\"", "ctrl-a_"], retry_live=False)
 case("pod name is a prefix of the holder but not <pod>_", False, "IdentityMismatch",
      req=request(pod="ctrl"))
 case("identity binding off ignores the pod", True, "Current", req=request(pod="ctrl-b"),
@@ -285,7 +285,7 @@ case("delete of an unprotected object", True, "NotProtected",
 
 # --- the Lease could not be read ------------------------------------------------------
 case("Lease does not exist", False, "LeaseNotFound", lease_obj=None, status="not_found",
-     contains=["does not exist"])
+     contains=["does not exist"], retry_live=True)
 case("Lease unavailable, fail closed", False, "LeaseUnavailable", lease_obj=None, status="unavailable",
      contains=["connection refused"])
 case("Lease unavailable, fail open", True, "AdmittedUnavailable", lease_obj=None, status="unavailable",

@@ -278,8 +278,12 @@ typedef struct lf_decision {
   lf_lease_ref lease;     /* The guarding Lease, when protected_. */
   bool has_presented;     /* A stamp was presented and parsed. */
   lf_stamp presented;
-  /* The decision rests on a Lease read that may be stale relative to the
-   * stamp (LF_R_TERM_AHEAD): a cached source should read live and decide again. */
+  /* A fresher read of the Lease could turn this denial into an admission:
+   * the stamp or the object is ahead of the Lease read (TermAhead,
+   * OlderThanObject), or the Lease looked expired, released, re-created or
+   * absent. A source that may answer from a cache reads live and decides
+   * again; a quorum read started after the request arrived need not. Never
+   * set on an admission. */
   bool retry_live;
 } lf_decision;
 
