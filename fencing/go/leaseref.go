@@ -19,8 +19,8 @@ func (r LeaseRef) String() string { return r.Namespace + "/" + r.Name }
 //     object has none, so it must use the other form;
 //   - "<namespace>/<name>" names a Lease in another namespace;
 //   - the namespace is a DNS-1123 label (at most 63 characters), the name a
-//     DNS-1123 subdomain (at most 253, each dot-separated part at most 63,
-//     as the C library checks); nothing else is accepted: no spaces,
+//     DNS-1123 subdomain (at most 253, dot-separated parts); nothing else
+//     is accepted: no spaces,
 //     no upper case, no empty parts, no second "/";
 //   - the whole value is at most 1024 bytes.
 func ParseLeaseRef(annotation, objectNamespace string) (LeaseRef, error) {
@@ -39,7 +39,7 @@ func ParseLeaseRef(annotation, objectNamespace string) (LeaseRef, error) {
 		return LeaseRef{}, malformed("%s %q: the namespace %q is not a DNS-1123 label (at most %d characters of a-z, 0-9 and '-', starting and ending with a letter or digit)", AnnotationLease, annotation, ns, MaxNamespace)
 	}
 	if !isDNS1123Subdomain(name) {
-		return LeaseRef{}, malformed("%s %q: the Lease name %q is not a DNS-1123 subdomain (at most %d characters of a-z, 0-9, '-' and '.'; each dot-separated part at most 63 characters, starting and ending with a letter or digit)", AnnotationLease, annotation, name, MaxName)
+		return LeaseRef{}, malformed("%s %q: the Lease name %q is not a DNS-1123 subdomain (at most %d characters of a-z, 0-9, '-' and '.'; each dot-separated part starting and ending with a letter or digit)", AnnotationLease, annotation, name, MaxName)
 	}
 	return LeaseRef{Namespace: ns, Name: name}, nil
 }
@@ -61,15 +61,15 @@ func isLabelPart(s string) bool {
 
 func isDNS1123Label(s string) bool { return len(s) <= MaxNamespace && isLabelPart(s) }
 
-// isDNS1123Subdomain: at most 253 characters, dot-separated parts that are
-// each a DNS-1123 label (so at most 63 characters each, as the C library
-// checks; Kubernetes itself bounds only the whole name).
+// isDNS1123Subdomain: at most 253 characters, dot-separated parts that each
+// start and end with a letter or digit, as Kubernetes' IsDNS1123Subdomain
+// (which bounds only the whole name, not each part).
 func isDNS1123Subdomain(s string) bool {
 	if len(s) > MaxName {
 		return false
 	}
 	for _, part := range strings.Split(s, ".") {
-		if !isDNS1123Label(part) {
+		if !isLabelPart(part) {
 			return false
 		}
 	}

@@ -28,8 +28,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 )
 
 // Names and bounds of the protocol (docs/protocol.md).
@@ -202,23 +200,23 @@ func (s Stamp) short() string {
 }
 
 // FieldManager gives the stamp as a fieldManager value, the carrier for
-// subresource writes (docs/protocol.md section 4.2): the full form when the
-// API server will accept it (at most 128 bytes, every character printable
-// as the API server judges it), else the short form "lf1:<term>:<lease-uid>".
+// subresource writes (docs/protocol.md section 4.2): the full form when it
+// is at most 128 bytes of printable ASCII, else the short form
+// "lf1:<term>:<lease-uid>". The API server refuses a fieldManager with a
+// rune that unicode.IsPrint rejects (a no-break space, say); printable ASCII
+// is a rule every helper can apply byte for byte, so all of them emit the
+// same value.
 func (s Stamp) FieldManager() string {
 	full := s.String()
-	if len(full) <= MaxFieldManager && fieldManagerPrintable(full) {
+	if len(full) <= MaxFieldManager && printableASCII(full) {
 		return full
 	}
 	return s.short()
 }
 
-// fieldManagerPrintable mirrors the API server's check on fieldManager
-// (every rune unicode.IsPrint); a full stamp already excludes ASCII control
-// characters, but a holder could hold other runes the API server refuses.
-func fieldManagerPrintable(v string) bool {
-	for _, r := range v {
-		if r == utf8.RuneError || !unicode.IsPrint(r) {
+func printableASCII(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
 			return false
 		}
 	}

@@ -66,6 +66,17 @@ json_t *lf_stamp_merge_patch(const json_t *patch, const lf_stamp *stamp, lf_erro
     lf__fail(err, LF_EINVAL, "a merge patch must be a JSON object");
     return NULL;
   }
+  /* In a merge patch, null (or any non-object) at metadata or annotations
+   * deletes every annotation, the protection included. Stamping that patch
+   * would silently turn it into "keep them all", so it is refused. */
+  const json_t *meta = patch != NULL ? json_object_get(patch, "metadata") : NULL;
+  const json_t *ann = json_object_get(meta, "annotations");
+  if ((meta != NULL && !json_is_object(meta)) || (ann != NULL && !json_is_object(ann))) {
+    lf__fail(err, LF_EINVAL,
+             "the merge patch sets metadata or metadata.annotations to something other than an "
+             "object (null deletes every annotation); it cannot also carry the stamp");
+    return NULL;
+  }
   out = patch != NULL ? json_deep_copy(patch) : json_object();
   if (out == NULL) {
     lf__fail(err, LF_ENOMEM, "out of memory");

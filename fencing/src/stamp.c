@@ -127,14 +127,25 @@ int lf_stamp_format(const lf_stamp *stamp, char *buf, size_t size, lf_error *err
   return LF_OK;
 }
 
+static bool printable_ascii(const char *s) {
+  for (; *s != '\0'; s++) {
+    if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e) {
+      return false;
+    }
+  }
+  return true;
+}
+
 int lf_stamp_format_field_manager(const lf_stamp *stamp, char *buf, size_t size, lf_error *err) {
   char full[LF_STAMP_MAX + 1];
   int rc = lf_stamp_format(stamp, full, sizeof(full), err);
   if (rc != LF_OK) {
     return rc;
   }
-  if (strlen(full) > LF_FIELD_MANAGER_MAX) {
-    /* The API server rejects longer field managers; the short form keeps the
+  if (strlen(full) > LF_FIELD_MANAGER_MAX || !printable_ascii(full)) {
+    /* The API server rejects a field manager over 128 bytes or with a rune
+     * Go's unicode.IsPrint refuses (a no-break space, say). Printable ASCII
+     * is a rule every helper applies byte for byte; the short form keeps the
      * term and uid, which is what fencing compares. */
     snprintf(full, sizeof(full), LF_STAMP_PREFIX "%d:%s", (int)stamp->term, stamp->lease_uid);
   }

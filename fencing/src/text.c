@@ -118,8 +118,9 @@ static bool alnum_lower(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
-bool lf__dns_label(const char *s, size_t len) {
-  if (len == 0 || len > 63 || !alnum_lower(s[0]) || !alnum_lower(s[len - 1])) {
+/* One dot-separated part: [a-z0-9]([-a-z0-9]*[a-z0-9])?, any length. */
+static bool dns_part(const char *s, size_t len) {
+  if (len == 0 || !alnum_lower(s[0]) || !alnum_lower(s[len - 1])) {
     return false;
   }
   for (size_t i = 0; i < len; i++) {
@@ -130,14 +131,20 @@ bool lf__dns_label(const char *s, size_t len) {
   return true;
 }
 
+bool lf__dns_label(const char *s, size_t len) {
+  return len <= 63 && dns_part(s, len);
+}
+
 bool lf__dns_subdomain(const char *s, size_t len) {
+  /* As Kubernetes' IsDNS1123Subdomain: the whole name is bounded, its
+   * dot-separated parts are not (each is a label's pattern of any length). */
   if (len == 0 || len > 253) {
     return false;
   }
   size_t start = 0;
   for (size_t i = 0; i <= len; i++) {
     if (i == len || s[i] == '.') {
-      if (!lf__dns_label(s + start, i - start)) {
+      if (!dns_part(s + start, i - start)) {
         return false;
       }
       start = i + 1;

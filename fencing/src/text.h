@@ -37,7 +37,8 @@ size_t lf__utf8_floor(const char *p, size_t len);
 bool lf__printable(const char *s, size_t len);
 /* DNS-1123 label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 bytes. */
 bool lf__dns_label(const char *s, size_t len);
-/* DNS-1123 subdomain: labels joined by '.', at most 253 bytes. */
+/* DNS-1123 subdomain as Kubernetes checks it: parts of the label pattern
+ * joined by '.', at most 253 bytes in all (no bound on each part). */
 bool lf__dns_subdomain(const char *s, size_t len);
 
 #endif /* LF_TEXT_H */

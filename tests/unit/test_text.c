@@ -50,6 +50,8 @@ static void test_names(void **state) {
   assert_false(lf__dns_label("a-", 2));
   assert_false(lf__dns_label("A", 1));
   assert_false(lf__dns_label("a.b", 3));
+  assert_false(lf__dns_label("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 64));
+  assert_true(lf__dns_subdomain("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.b", 66));
   assert_false(lf__dns_label("", 0));
   assert_true(lf__dns_subdomain("a.b-c.d", 7));
   assert_false(lf__dns_subdomain("a..b", 4));

@@ -6,7 +6,7 @@ json_t *lft_load_vectors(const char *name) {
   char path[1024];
   json_error_t jerr;
   snprintf(path, sizeof(path), "%s/%s", LF_VECTORS_DIR, name);
-  json_t *root = json_load_file(path, 0, &jerr);
+  json_t *root = json_load_file(path, JSON_ALLOW_NUL, &jerr);
   if (root == NULL) {
     fail_msg("cannot load %s: %s (line %d)", path, jerr.text, jerr.line);
   }
