@@ -88,10 +88,11 @@ for b in "${binaries[@]}"; do
 	t0=$(date +%s)
 	say "building $b ($pkg)"
 	# Report progress while the compiler is busy, so a long cold build is visibly alive.
-	(while sleep 30; do say "  still building $b: $(($(date +%s) - t0))s"; done) &
+	# (9>&-: the ticker must not hold the build lock after it is killed.)
+	(while sleep 30; do say "  still building $b: $(($(date +%s) - t0))s"; done) 9>&- &
 	ticker=$!
 	echo "== go build $pkg" >>"$log"
-	if ! go build -trimpath -ldflags "$ldflags" -o "$tmp_dir/$b" "$pkg" >>"$log" 2>&1; then
+	if ! go build -trimpath -ldflags "$ldflags" -o "$tmp_dir/$b" "$pkg" >>"$log" 2>&1 9>&-; then
 		kill "$ticker" 2>/dev/null || true
 		tail -n 20 "$log" >&2
 		die "building $b failed; full log: $log"
