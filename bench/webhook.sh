@@ -165,13 +165,32 @@ for c in $conns; do
   run_wrk "connections=$c" -t$t -c"$c" -d"${secs}s"
 done
 
+# The server's own duration histogram (leasefence_request_duration_seconds),
+# as "le count" lines, to tell the server's time from the machine's.
+histogram() {
+  curl -fs "http://127.0.0.1:$hport/metrics" |
+    sed -n 's/^leasefence_request_duration_seconds_bucket{le="\([^"]*\)"} \([0-9]*\)$/\1 \2/p'
+}
 echo "== fixed rate (bench/ratelat.c: 8 keep-alive connections, evenly spaced, latency from the scheduled time)"
+echo "   server_le_*: share of these reviews the server itself answered within 1 ms / 2.5 ms"
+echo "   runnable: mean number of runnable tasks on the machine during the run (2 CPUs; this
+   benchmark's own client and server threads included)"
 for r in $rate $((rate / 2)); do
+  histogram >"$work/h0"
+  (while :; do sed -n 's/^procs_running //p' /proc/stat; sleep 0.5; done) >"$work/runnable" &
+  sampler=$!
   t0=$(server_ticks)
   line=$("$build/ratelat" "$url" "$work/certs/ca.crt" "$work/review.json" "$r" "$secs" 8 | grep '^RESULT')
   t1=$(server_ticks)
+  kill "$sampler"
+  wait "$sampler" 2>/dev/null || true
+  histogram >"$work/h1"
+  server_share=$(paste "$work/h0" "$work/h1" | awk '
+    { d[$1] = $4 - $2 } END { printf "server_le_1ms=%.3f%% server_le_2.5ms=%.3f%%",
+      100 * d["0.001"] / d["+Inf"], 100 * d["0.0025"] / d["+Inf"] }')
+  runnable=$(awk '{ s += $1; n++ } END { if (n) printf "%.1f", s / n }' "$work/runnable")
   echo "${line#RESULT } server_cpu_us_per_review=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$r" \
-    -v s="$secs" 'BEGIN { printf "%.1f", d / hz * 1e6 / (n * s) }')"
+    -v s="$secs" 'BEGIN { printf "%.1f", d / hz * 1e6 / (n * s) }') $server_share runnable=$runnable"
 done
 
 echo "== server memory: $(grep -E 'VmHWM' /proc/$server_pid/status | tr -s ' \t' ' ') (peak RSS)"
