@@ -152,7 +152,7 @@ func TestRegisterWebhook(t *testing.T) {
 	p := srv.Listener.Addr().(*net.TCPAddr).Port
 
 	name := "deny.test.leasefence.io"
-	_, err := shared.RegisterWebhook(ctx, cluster.Webhook{
+	vwc, err := shared.RegisterWebhook(ctx, cluster.Webhook{
 		Name:     name,
 		Port:     p,
 		Path:     "/validate",
@@ -176,6 +176,13 @@ func TestRegisterWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = shared.UnregisterWebhook(context.Background(), name) })
+	wh := vwc.Webhooks[0]
+	if want := fmt.Sprintf("https://127.0.0.1:%d/validate", p); wh.ClientConfig.URL == nil || *wh.ClientConfig.URL != want {
+		t.Errorf("url %v, want %s", wh.ClientConfig.URL, want)
+	}
+	if *wh.TimeoutSeconds != 2 || *wh.FailurePolicy != admissionregistrationv1.Fail || *wh.SideEffects != admissionregistrationv1.SideEffectClassNone {
+		t.Errorf("timeout %d, failurePolicy %s, sideEffects %s", *wh.TimeoutSeconds, *wh.FailurePolicy, *wh.SideEffects)
+	}
 
 	cm := func(n string, labels map[string]string) *corev1.ConfigMap {
 		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: n, Labels: labels}}

@@ -70,6 +70,24 @@ func processGone(pid int) bool {
 	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
 
+// processesUsing lists the pids whose command line mentions dir: after a
+// failed Start, none of the binaries it launched with data in dir may remain.
+func processesUsing(dir string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || processGone(pid) {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && strings.Contains(string(cmdline), dir) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
 func waitGone(t *testing.T, what string, pid int, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
@@ -185,6 +203,9 @@ func TestAPIServerBindFailureNamesCauseAndLog(t *testing.T) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
 	}
+	if left := processesUsing(dir); len(left) != 0 {
+		t.Errorf("processes left after a failed Start: %v", left)
+	}
 }
 
 func TestUnhealthyAPIServerTimesOut(t *testing.T) {
@@ -213,6 +234,9 @@ func TestUnhealthyAPIServerTimesOut(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "not ready") && !strings.Contains(err.Error(), "exited") {
 		t.Errorf("error %q says neither 'not ready' nor 'exited'", err)
+	}
+	if left := processesUsing(dir); len(left) != 0 {
+		t.Errorf("processes left after a failed Start: %v", left)
 	}
 	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("Start took %s despite an 8s bound", d)
