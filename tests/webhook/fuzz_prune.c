@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static prune_check_stats stats;
   const char *why = prune_check((const char *)data, size, &stats);
   lf_policy policy;
-  lfw_lease_source src = {"fixed", NULL, fixed_get, NULL, NULL};
+  lfw_lease_source src = {.name = "fixed", .get = fixed_get};
   lfw_review_env env;
   lfw_buf scratch;
   lfw_buf out;

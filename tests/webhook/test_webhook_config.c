@@ -77,15 +77,37 @@ static void test_values(void **state) {
   assert_int_equal(cfg.policy.identity, LF_IDENTITY_REQUIRED);
   assert_int_equal(cfg.policy.skew_us, 90000000);
   assert_true(cfg.policy.admit_when_unavailable);
-  /* Given exempt users and groups replace the defaults. */
-  assert_int_equal(cfg.policy.n_exempt_users, 2);
-  assert_string_equal(cfg.policy.exempt_users[1], "bob");
+  /* Given exempt users add to the built-in ones (which come first). */
+  assert_int_equal(cfg.policy.n_exempt_users, 5);
+  assert_string_equal(cfg.policy.exempt_users[0],
+                      "system:serviceaccount:kube-system:generic-garbage-collector");
+  assert_string_equal(cfg.policy.exempt_users[4], "bob");
   assert_int_equal(cfg.policy.n_exempt_groups, 1);
   assert_int_equal(cfg.max_request_bytes, 1024 * 1024);
   assert_int_equal(cfg.tls_min, 13);
   assert_int_equal(cfg.log_level, 2);
   assert_int_equal(cfg.shutdown_timeout_us, 500000);
   assert_int_equal(cfg.threads, 3);
+
+  assert_int_equal(parse(&cfg, err, sizeof err, REQ, "--no-default-exempt", "--exempt-user=bob",
+                         NULL),
+                   LFW_CONFIG_RUN);
+  assert_int_equal(cfg.policy.n_exempt_users, 1);
+  assert_string_equal(cfg.policy.exempt_users[0], "bob");
+  assert_int_equal(parse(&cfg, err, sizeof err, REQ, "--no-default-exempt=yes", NULL),
+                   LFW_CONFIG_ERROR);
+  /* The Kubernetes sources' flags. */
+  assert_int_equal(parse(&cfg, err, sizeof err, "--tls-cert-file=c", "--tls-private-key-file=k",
+                         "--kubeconfig=/k", "--cache-max-staleness=5s", "--cache-namespace=ops",
+                         "--cache-label-selector=a=b", NULL),
+                   LFW_CONFIG_RUN);
+  assert_string_equal(cfg.lease_source, "kube"); /* the default */
+  assert_string_equal(cfg.kubeconfig, "/k");
+  assert_int_equal(cfg.cache_max_staleness_us, 5000000);
+  assert_string_equal(cfg.cache_namespace, "ops");
+  assert_string_equal(cfg.cache_label_selector, "a=b");
+  assert_int_equal(parse(&cfg, err, sizeof err, REQ, "--cache-max-staleness=0", NULL),
+                   LFW_CONFIG_ERROR);
 }
 
 static void test_errors(void **state) {
@@ -152,11 +174,11 @@ static void test_file_source(void **state) {
 
   (void)state;
   assert_non_null(mkdtemp(dir));
-  assert_int_equal(lfw_lease_source_open("nope:x", &src, &err), LF_EINVAL);
+  assert_int_equal(lfw_lease_source_open("nope:x", NULL, &src, &err), LF_EINVAL);
   snprintf(path, sizeof path, "file:%s/missing", dir);
-  assert_int_equal(lfw_lease_source_open(path, &src, &err), LF_EINVAL);
+  assert_int_equal(lfw_lease_source_open(path, NULL, &src, &err), LF_EINVAL);
   snprintf(path, sizeof path, "file:%s", dir);
-  assert_int_equal(lfw_lease_source_open(path, &src, &err), LF_OK);
+  assert_int_equal(lfw_lease_source_open(path, NULL, &src, &err), LF_OK);
   assert_true(src.ready(src.ctx, why, sizeof why));
 
   memset(&ref, 0, sizeof ref);

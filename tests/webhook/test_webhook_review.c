@@ -142,7 +142,7 @@ static void test_vectors(void **state) {
     const json_t *mc = json_object_get(expect, "message_contains");
     wht_policy p;
     stub s = {c, 0, 0};
-    lfw_lease_source src = {"stub", &s, stub_get, stub_ready, NULL};
+    lfw_lease_source src = {.name = "stub", .ctx = &s, .get = stub_get, .ready = stub_ready, .caches = true};
     lfw_review_env env;
     json_t *review = wht_review(request);
     answer a;
@@ -232,7 +232,7 @@ static void run_case_in_mode(const json_t *c, lfw_mode mode, answer *a) {
   s.c = c;
   s.calls = 0;
   s.live_calls = 0;
-  src = (lfw_lease_source){"stub", &s, stub_get, stub_ready, NULL};
+  src = (lfw_lease_source){.name = "stub", .ctx = &s, .get = stub_get, .ready = stub_ready, .caches = true};
   wht_policy_from_json(&p, json_object_get(c, "policy"));
   env.policy = &p.policy;
   env.mode = mode;

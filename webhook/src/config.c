@@ -49,6 +49,11 @@ typedef enum flag_id {
   F_UNAVAILABLE,
   F_EXEMPT_USER,
   F_EXEMPT_GROUP,
+  F_NO_DEFAULT_EXEMPT,
+  F_KUBECONFIG,
+  F_CACHE_STALENESS,
+  F_CACHE_NAMESPACE,
+  F_CACHE_SELECTOR,
 } flag_id;
 
 typedef struct flag {
@@ -85,10 +90,20 @@ static const flag flags[] = {
     {F_V, "v", "LEVEL", NULL, "same as --log-level"},
     {F_MODE, "mode", "deny|warn|dry-run", "deny",
      "deny: answer as decided; warn: admit with a warning; dry-run: admit, only log and count"},
-    {F_LEASE_SOURCE, "lease-source", "SOURCE", NULL,
-     "where Leases are read: file:DIR reads DIR/<namespace>/<name>.json on every lookup "
-     "(required)"},
-    {F_LEASE_TIMEOUT, "lease-timeout", "DURATION", "1s", "deadline of one Lease lookup"},
+    {F_LEASE_SOURCE, "lease-source", "SOURCE", "kube",
+     "where Leases are read: kube = a quorum GET per decision, shared by concurrent "
+     "decisions; kube-cached = a watch cache in front of it; file:DIR = "
+     "DIR/<namespace>/<name>.json (tests and demos)"},
+    {F_KUBECONFIG, "kubeconfig", "FILE", NULL,
+     "kubeconfig for the kube sources (default: the in-cluster service account)"},
+    {F_LEASE_TIMEOUT, "lease-timeout", "DURATION", "1s",
+     "deadline of one Lease lookup (keep well under the webhook's timeoutSeconds)"},
+    {F_CACHE_STALENESS, "cache-max-staleness", "DURATION", "3s",
+     "kube-cached: serve a Lease from the cache only if it arrived this recently"},
+    {F_CACHE_NAMESPACE, "cache-namespace", "NS", NULL,
+     "kube-cached: watch Leases in this namespace only (default all)"},
+    {F_CACHE_SELECTOR, "cache-label-selector", "SELECTOR", NULL,
+     "kube-cached: watch only Leases matching this label selector"},
     {F_CERT_POLL, "cert-poll-interval", "DURATION", "1s",
      "how often the certificate files are checked for a change"},
     {F_IDENTITY, "identity-binding", "off|when-present|required", "when-present",
@@ -98,9 +113,11 @@ static const flag flags[] = {
     {F_UNAVAILABLE, "on-lease-unavailable", "deny|admit", "deny",
      "answer when the guarding Lease cannot be read (admit adds a warning)"},
     {F_EXEMPT_USER, "exempt-user", "NAME", NULL,
-     "user admitted without a stamp; repeatable; replaces the built-in list"},
-    {F_EXEMPT_GROUP, "exempt-group", "NAME", NULL,
-     "group admitted without a stamp; repeatable; replaces the built-in list"},
+     "user admitted without a stamp; repeatable; adds to the built-in users"},
+    {F_EXEMPT_GROUP, "exempt-group", "NAME", NULL, "group admitted without a stamp; repeatable"},
+    {F_NO_DEFAULT_EXEMPT, "no-default-exempt", NULL, NULL,
+     "do not exempt the built-in controllers (garbage collector, namespace controller, "
+     "kube-controller-manager)"},
     {F_HELP, "help", NULL, NULL, "print this help and exit"},
     {F_VERSION, "version", NULL, NULL, "print the version and exit"},
 };
@@ -110,8 +127,7 @@ static void print_help(FILE *out, const char *prog) {
   size_t i;
 
   fprintf(out,
-          "Usage: %s --tls-cert-file FILE --tls-private-key-file FILE --lease-source file:DIR "
-          "[flags]\n\n"
+          "Usage: %s --tls-cert-file FILE --tls-private-key-file FILE [flags]\n\n"
           "leasefence validating admission webhook: denies writes to protected objects from\n"
           "stale leader-election ex-leaders (docs/protocol.md).\n\nFlags:\n",
           prog);
@@ -128,9 +144,9 @@ static void print_help(FILE *out, const char *prog) {
       fprintf(out, " (default %s)", flags[i].def);
     fputc('\n', out);
   }
-  fprintf(out, "\nWithout --exempt-user/--exempt-group the exempt requesters are the built-in\n"
-               "controllers that must always write (garbage collector, namespace controller,\n"
-               "kube-controller-manager).\n");
+  fprintf(out, "\nExempt requesters are the built-in controllers that must always write\n"
+               "(garbage collector, namespace controller, kube-controller-manager), unless\n"
+               "--no-default-exempt, plus every --exempt-user and --exempt-group.\n");
 }
 
 static int fail(char *err, size_t err_size, const char *fmt, ...)
@@ -297,6 +313,20 @@ static int set_flag(lfw_config *cfg, const flag *f, const char *val, char *err, 
       return fail(err, err_size, "--idle-timeout: \"%s\" is not a duration of at least 1s", val);
     cfg->idle_timeout_s = (unsigned)(us / 1000000);
     break;
+  case F_KUBECONFIG:
+    cfg->kubeconfig = val;
+    break;
+  case F_CACHE_NAMESPACE:
+    cfg->cache_namespace = val;
+    break;
+  case F_CACHE_SELECTOR:
+    cfg->cache_label_selector = val;
+    break;
+  case F_CACHE_STALENESS:
+    if (lfw_parse_duration(val, &us) != 0 || us <= 0)
+      return fail(err, err_size, "--cache-max-staleness: \"%s\" is not a duration above 0", val);
+    cfg->cache_max_staleness_us = us;
+    break;
   case F_SHUTDOWN:
   case F_LEASE_TIMEOUT:
   case F_CERT_POLL:
@@ -378,6 +408,7 @@ static int set_flag(lfw_config *cfg, const flag *f, const char *val, char *err, 
   }
   case F_HELP:
   case F_VERSION:
+  case F_NO_DEFAULT_EXEMPT:
     break;
   }
   return LFW_CONFIG_RUN;
@@ -398,6 +429,8 @@ static void set_defaults(lfw_config *cfg) {
   cfg->log_level = 1;
   cfg->mode = LFW_MODE_DENY;
   cfg->lease_timeout_us = 1000000;
+  cfg->lease_source = "kube";
+  cfg->cache_max_staleness_us = 3000000;
   cfg->cert_poll_us = 1000000;
   lf_policy_init(&cfg->policy);
 }
@@ -406,6 +439,10 @@ int lfw_config_parse(int argc, char **argv, lfw_config *cfg, FILE *out, char *er
                      size_t err_size) {
   int i;
   int rc;
+  bool no_default_exempt = false;
+  lf_policy defaults;
+  const char *given[LFW_EXEMPT_MAX];
+  size_t n_given;
 
   set_defaults(cfg);
   for (i = 1; i < argc; i++) {
@@ -440,6 +477,12 @@ int lfw_config_parse(int argc, char **argv, lfw_config *cfg, FILE *out, char *er
       fprintf(out, "leasefence-webhook %s\n", LFW_VERSION);
       return LFW_CONFIG_EXIT;
     }
+    if (f->id == F_NO_DEFAULT_EXEMPT) {
+      if (eq != NULL)
+        return fail(err, err_size, "--no-default-exempt takes no value");
+      no_default_exempt = true;
+      continue;
+    }
     if (val == NULL && eq != NULL)
       val = eq + 1;
     if (val == NULL) {
@@ -453,16 +496,26 @@ int lfw_config_parse(int argc, char **argv, lfw_config *cfg, FILE *out, char *er
   }
   if (cfg->cert_file == NULL || cfg->key_file == NULL)
     return fail(err, err_size, "--tls-cert-file and --tls-private-key-file are required");
-  if (cfg->lease_source == NULL)
-    return fail(err, err_size, "--lease-source is required (file:DIR)");
   if (cfg->health_port == cfg->port &&
       strcmp(cfg->health_bind_address, cfg->bind_address) == 0)
     return fail(err, err_size, "--health-port must differ from --port");
-  if (cfg->n_exempt_users > 0 || cfg->n_exempt_groups > 0) {
-    cfg->policy.exempt_users = cfg->exempt_users;
-    cfg->policy.n_exempt_users = cfg->n_exempt_users;
-    cfg->policy.exempt_groups = cfg->exempt_groups;
-    cfg->policy.n_exempt_groups = cfg->n_exempt_groups;
+  /* Exempt users: the library's built-in ones (unless dropped), then the
+   * ones given, in one array the policy points into. */
+  lf_policy_init(&defaults);
+  n_given = cfg->n_exempt_users;
+  memcpy(given, cfg->exempt_users, n_given * sizeof given[0]);
+  cfg->n_exempt_users = 0;
+  if (!no_default_exempt) {
+    if (defaults.n_exempt_users + n_given > LFW_EXEMPT_MAX)
+      return fail(err, err_size, "--exempt-user: more than %d in all", LFW_EXEMPT_MAX);
+    for (size_t k = 0; k < defaults.n_exempt_users; k++)
+      cfg->exempt_users[cfg->n_exempt_users++] = defaults.exempt_users[k];
   }
+  for (size_t k = 0; k < n_given; k++)
+    cfg->exempt_users[cfg->n_exempt_users++] = given[k];
+  cfg->policy.exempt_users = cfg->exempt_users;
+  cfg->policy.n_exempt_users = cfg->n_exempt_users;
+  cfg->policy.exempt_groups = cfg->exempt_groups;
+  cfg->policy.n_exempt_groups = cfg->n_exempt_groups;
   return LFW_CONFIG_RUN;
 }

@@ -40,12 +40,16 @@ typedef struct lfw_config {
   unsigned health_port;      /* Plain HTTP: /healthz, /readyz, /metrics. */
   int log_level;
   lfw_mode mode;
-  const char *lease_source;  /* "file:DIR". */
+  const char *lease_source;  /* "kube" (default), "kube-cached" or "file:DIR". */
+  const char *kubeconfig;    /* NULL: in-cluster configuration. */
   int64_t lease_timeout_us;  /* Deadline of one Lease lookup. */
+  int64_t cache_max_staleness_us;   /* kube-cached: oldest copy served. */
+  const char *cache_namespace;      /* kube-cached: NULL for all namespaces. */
+  const char *cache_label_selector; /* kube-cached: NULL for all Leases. */
   int64_t cert_poll_us;      /* How often the certificate files are checked. */
   lf_policy policy;
-  /* Storage for --exempt-user/--exempt-group; policy points here when any
-   * was given (they replace the library's defaults). */
+  /* Storage for the exempt lists the policy points into: the built-in users
+   * (unless --no-default-exempt), then each --exempt-user; --exempt-group. */
   const char *exempt_users[LFW_EXEMPT_MAX];
   size_t n_exempt_users;
   const char *exempt_groups[LFW_EXEMPT_MAX];

@@ -4,13 +4,15 @@
  * A Lease source is a small vtable plus a context pointer. The review path
  * calls get() once per fenced write; implementations must be safe to call
  * from several server threads at once. Sources:
+ *  - "kube" (lease_kube.c): a quorum GET per decision, coalesced; the default.
+ *  - "kube-cached" (lease_kube.c): a watch cache in front of "kube".
  *  - "file:DIR" (lease_file.c): DIR/<namespace>/<name>.json, read on every
  *    lookup; for tests and demos.
- *  - Kubernetes-backed sources (a watch cache, a live GET) plug in here too:
- *    add a constructor and a prefix in lfw_lease_source_open().
  */
 #ifndef LFW_LEASE_SOURCE_H
 #define LFW_LEASE_SOURCE_H
+
+#include "buf.h"
 
 #include <leasefence/fencing.h>
 #include <stdbool.h>
@@ -44,11 +46,32 @@ typedef struct lfw_lease_source {
 
   /* Releases `ctx`. May be NULL. */
   void (*close)(void *ctx);
+
+  /* True when get() may answer from a cache. The review path then reads
+   * live (LFW_LEASE_LIVE) before any denial a fresher Lease could reverse
+   * (lf_decision.retry_live); for a source that always reads live that
+   * second read would only repeat the first. */
+  bool caches;
+
+  /* Appends the source's own metrics to the /metrics page. May be NULL.
+   * 0, or -1 when `out` overflowed. */
+  int (*metrics)(void *ctx, lfw_buf *out);
 } lfw_lease_source;
 
-/* Opens the source named by `spec` ("file:DIR"). On failure returns a
- * negative LF_E* code with `err` filled, and `*out` is left zeroed. */
-int lfw_lease_source_open(const char *spec, lfw_lease_source *out, lf_error *err);
+/* How Kubernetes-backed sources are set up (from the command line). */
+typedef struct lfw_lease_source_config {
+  const char *kubeconfig;
+  int64_t read_timeout_us;
+  int64_t max_staleness_us;
+  const char *cache_namespace;
+  const char *cache_label_selector;
+} lfw_lease_source_config;
+
+/* Opens the source named by `spec` ("kube", "kube-cached" or "file:DIR");
+ * `cfg` (may be NULL) sets up the Kubernetes-backed ones. On failure returns
+ * a negative LF_E* code with `err` filled, and `*out` is left zeroed. */
+int lfw_lease_source_open(const char *spec, const lfw_lease_source_config *cfg,
+                          lfw_lease_source *out, lf_error *err);
 
 /* Closes a source opened by lfw_lease_source_open; accepts a zeroed one. */
 void lfw_lease_source_close(lfw_lease_source *src);

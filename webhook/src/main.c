@@ -100,7 +100,14 @@ int main(int argc, char **argv) {
   gnutls_global_init();
 
   memset(&lerr, 0, sizeof lerr);
-  if (lfw_lease_source_open(cfg.lease_source, &source, &lerr) != LF_OK) {
+  lfw_lease_source_config scfg = {
+      .kubeconfig = cfg.kubeconfig,
+      .read_timeout_us = cfg.lease_timeout_us,
+      .max_staleness_us = cfg.cache_max_staleness_us,
+      .cache_namespace = cfg.cache_namespace,
+      .cache_label_selector = cfg.cache_label_selector,
+  };
+  if (lfw_lease_source_open(cfg.lease_source, &scfg, &source, &lerr) != LF_OK) {
     fprintf(stderr, "leasefence-webhook: %s\n", lerr.text);
     goto out;
   }

@@ -259,9 +259,9 @@ void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, 
   if (lf_decide_needs_lease(&req, env->policy, &ref, &dec) == 1) {
     lookup(env, &ref, 0, &lease, cause, sizeof cause, &view);
     lf_decide(&req, &view, now_us, env->policy, &dec);
-    if (dec.retry_live) {
-      /* The stamp is newer than the Lease we read: a cached source may be
-       * behind. Read live once and decide again. */
+    if (dec.retry_live && env->source != NULL && env->source->caches) {
+      /* A fresher Lease could reverse this denial and the source may have
+       * answered from a cache: read live once and decide again. */
       lookup(env, &ref, LFW_LEASE_LIVE, &lease, cause, sizeof cause, &view);
       lf_decide(&req, &view, now_us, env->policy, &dec);
     }

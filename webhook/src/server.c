@@ -380,6 +380,8 @@ static enum MHD_Result on_health(void *cls, struct MHD_Connection *c, const char
     }
   } else if (strcmp(url, "/metrics") == 0) {
     lfw_metrics_render(&out);
+    if (s->env->source != NULL && s->env->source->metrics != NULL)
+      s->env->source->metrics(s->env->source->ctx, &out);
   } else {
     status = MHD_HTTP_NOT_FOUND;
     lfw_buf_puts(&out, "not found\n");
