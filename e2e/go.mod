@@ -15,6 +15,7 @@ require (
 	k8s.io/apimachinery v0.36.3
 	k8s.io/client-go v0.36.3
 	k8s.io/utils v0.0.0-20260210185600-b8788abfbbc2
+	leasefence.io/fencing/go v0.0.0
 )
 
 require (
@@ -211,3 +212,6 @@ replace (
 	k8s.io/sample-controller => k8s.io/sample-controller v0.36.3
 	k8s.io/streaming => k8s.io/streaming v0.36.3
 )
+
+// The Go helper is used from this checkout, not a published version.
+replace leasefence.io/fencing/go => ../fencing/go
