@@ -59,20 +59,6 @@ void lf_policy_init(lf_policy *policy) {
   policy->n_exempt_users = sizeof(exempt_users) / sizeof(exempt_users[0]);
 }
 
-static const char *op_name(lf_operation op) {
-  switch (op) {
-  case LF_OP_CREATE:
-    return "CREATE";
-  case LF_OP_UPDATE:
-    return "UPDATE";
-  case LF_OP_DELETE:
-    return "DELETE";
-  case LF_OP_CONNECT:
-    return "CONNECT";
-  }
-  return "?";
-}
-
 /* Starts every message: "leasefence denied the UPDATE of configmaps
  * default/x (StaleTerm): ". */
 static void begin(lf__sbuf *b, const lf_request *req, lf_decision *d, bool allowed,
@@ -82,7 +68,7 @@ static void begin(lf__sbuf *b, const lf_request *req, lf_decision *d, bool allow
   d->reason = reason;
   lf__sbuf_init(b, d->message, sizeof(d->message));
   lf__sbuf_printf(b, "leasefence %s the %s%s of %s%s%s ", allowed ? "admitted" : "denied",
-                  req->dry_run ? "dry-run " : "", op_name(req->op), res,
+                  req->dry_run ? "dry-run " : "", lf_operation_name(req->op), res,
                   req->subresource != NULL && req->subresource[0] != '\0' ? "/" : "",
                   req->subresource != NULL ? req->subresource : "");
   if (req->name == NULL || req->name[0] == '\0') {

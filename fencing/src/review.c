@@ -163,6 +163,20 @@ static int read_operation(const json_t *request, lf_request *out, lf_error *err)
   return lf__fail(err, LF_EINVAL, "request.operation must be CREATE, UPDATE, DELETE or CONNECT");
 }
 
+const char *lf_operation_name(lf_operation op) {
+  switch (op) {
+  case LF_OP_CREATE:
+    return "CREATE";
+  case LF_OP_UPDATE:
+    return "UPDATE";
+  case LF_OP_DELETE:
+    return "DELETE";
+  case LF_OP_CONNECT:
+    return "CONNECT";
+  }
+  return "unknown";
+}
+
 int lf_request_from_review(const json_t *review, lf_request *out, lf_error *err) {
   const json_t *v, *request, *kind, *resource, *options;
   int rc;
@@ -206,6 +220,10 @@ int lf_request_from_review(const json_t *review, lf_request *out, lf_error *err)
   }
   if (rc == LF_OK) {
     rc = opt_string(resource, "group", "", FIELD_MAX, &out->group, "request.resource.group", err);
+  }
+  if (rc == LF_OK) {
+    rc = opt_string(resource, "version", "", FIELD_MAX, &out->version, "request.resource.version",
+                    err);
   }
   if (rc == LF_OK) {
     rc = opt_string(resource, "resource", "", FIELD_MAX, &out->resource,

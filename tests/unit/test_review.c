@@ -35,6 +35,7 @@ static void test_reads_fields(void **state) {
   assert_string_equal(r.uid, "abc");
   assert_int_equal(r.op, LF_OP_UPDATE);
   assert_string_equal(r.group, "apps");
+  assert_string_equal(r.version, "v1");
   assert_string_equal(r.resource, "deployments");
   assert_string_equal(r.subresource, "status");
   assert_string_equal(r.kind, "Deployment");

@@ -478,12 +478,113 @@ static void test_uid_echo(void **state) {
   json_decref(root);
 }
 
+/* /scale: the Scale object has no annotations, so the parent's are read
+ * through the source and judged as oldObject's (docs/protocol.md, 4.2). */
+typedef struct scale_stub {
+  stub base;
+  int rc;              /* What parent_metadata returns. */
+  const char *lease;   /* The parent's protection annotation, or NULL. */
+  const char *stamp;   /* The parent's stamp annotation, or NULL. */
+  int parent_calls;
+} scale_stub;
+
+static int scale_parent_md(void *ctx, const char *group, const char *version,
+                           const char *resource, const char *ns, const char *name,
+                           int64_t deadline_us, json_t **out, lf_error *err) {
+  scale_stub *s = ctx;
+  (void)deadline_us;
+  s->parent_calls++;
+  assert_string_equal(group, "apps");
+  assert_string_equal(version, "v1");
+  assert_string_equal(resource, "deployments");
+  assert_string_equal(ns, "default");
+  assert_string_equal(name, "web");
+  if (s->rc != LF_OK) {
+    err->code = s->rc;
+    snprintf(err->text, sizeof err->text, "HTTP 503 from the API server");
+    return s->rc;
+  }
+  json_t *ann = json_object();
+  if (s->lease != NULL)
+    json_object_set_new(ann, LF_ANNOTATION_LEASE, json_string(s->lease));
+  if (s->stamp != NULL)
+    json_object_set_new(ann, LF_ANNOTATION_STAMP, json_string(s->stamp));
+  *out = json_pack("{s:s, s:s, s:o}", "name", "web", "namespace", "default", "annotations", ann);
+  return LF_OK;
+}
+
+static int scale_get(void *ctx, const lf_lease_ref *ref, unsigned flags, int64_t deadline_us,
+                     lf_lease *out, lf_error *err) {
+  return stub_get(&((scale_stub *)ctx)->base, ref, flags, deadline_us, out, err);
+}
+
+static void test_scale(void **state) {
+  json_t *root = wht_load_vectors("decisions.json");
+  const json_t *c = find_case(root, "current holder and term, update");
+  const char *stamp = json_string_value(json_object_get(
+      json_object_get(json_object_get(json_object_get(json_object_get(c, "request"), "object"),
+                                      "metadata"),
+                      "annotations"),
+      LF_ANNOTATION_STAMP));
+  int64_t now = wht_time(json_string_value(json_object_get(c, "now")));
+  static const struct {
+    int rc;
+    const char *lease;
+    const char *fm; /* fieldManager */
+    bool with_parent_reader;
+    const char *reason;
+  } cases[] = {
+      {LF_OK, "ctrl", "STAMP", true, "Current"},
+      {LF_OK, "ctrl", "kubectl-scale", true, "MissingStamp"},
+      {LF_OK, NULL, "kubectl-scale", true, "NotProtected"},
+      {LF_EIO, "ctrl", "STAMP", true, "LeaseUnavailable"},
+      {LF_OK, "ctrl", "STAMP", false, "LeaseUnavailable"},
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    scale_stub s = {.base = {c, 0, 0}, .rc = cases[i].rc, .lease = cases[i].lease, .stamp = stamp};
+    lfw_lease_source src = {.name = "stub", .ctx = &s, .get = scale_get, .ready = stub_ready,
+                            .parent_metadata = cases[i].with_parent_reader ? scale_parent_md : NULL};
+    lf_policy policy;
+    lfw_review_env env = plain_env(&policy);
+    env.source = &src;
+    json_t *scale = json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:i}}", "apiVersion", "autoscaling/v1",
+                              "kind", "Scale", "metadata", "name", "web", "namespace", "default",
+                              "spec", "replicas", 3);
+    json_t *req = json_pack(
+        "{s:s, s:{s:s,s:s,s:s}, s:{s:s,s:s,s:s}, s:s, s:s, s:s, s:s, s:O, s:O, s:{s:s}, "
+        "s:{s:s, s:[s], s:{s:[s]}}}",
+        "uid", "u-scale", "kind", "group", "autoscaling", "version", "v1", "kind", "Scale",
+        "resource", "group", "apps", "version", "v1", "resource", "deployments", "subResource",
+        "scale", "namespace", "default", "name", "web", "operation", "UPDATE", "object", scale,
+        "oldObject", scale, "options", "fieldManager",
+        strcmp(cases[i].fm, "STAMP") == 0 ? stamp : cases[i].fm, "userInfo", "username",
+        "system:serviceaccount:default:ctrl", "groups", "system:serviceaccounts", "extra",
+        LF_EXTRA_POD_NAME, "ctrl-a");
+    json_t *review = wht_review(req);
+    answer a;
+    run_json(&env, review, now, &a);
+    assert_true(a.res.json);
+    if (strcmp(annotation(&a, "reason"), cases[i].reason) != 0)
+      fail_msg("case %zu: reason %s, want %s: %s", i, annotation(&a, "reason"), cases[i].reason,
+               a.text);
+    assert_int_equal(s.parent_calls, cases[i].with_parent_reader ? 2 : 0); /* run() asks twice */
+    if (cases[i].rc != LF_OK)
+      assert_true(wht_contains(status_message(&a), "HTTP 503"));
+    answer_free(&a);
+    json_decref(review);
+    json_decref(req);
+    json_decref(scale);
+  }
+  json_decref(root);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_vectors),     cmocka_unit_test(test_modes),
       cmocka_unit_test(test_warning_truncated), cmocka_unit_test(test_utf8_prefix),
       cmocka_unit_test(test_malformed),   cmocka_unit_test(test_wrong_types),
-      cmocka_unit_test(test_uid_echo),
+      cmocka_unit_test(test_uid_echo),    cmocka_unit_test(test_scale),
   };
 
   lfw_log_level = LFW_LOG_ERROR; /* Keep the test output to the results. */

@@ -512,6 +512,49 @@ static int src_get(void *ctx, const lf_lease_ref *ref, unsigned flags, int64_t d
   return strong_get(s, ref, deadline_us, out, err);
 }
 
+static int src_parent_metadata(void *ctx, const char *group, const char *version,
+                               const char *resource, const char *ns, const char *name,
+                               int64_t deadline_us, json_t **out, lf_error *err) {
+  lfw_kube_source *s = ctx;
+  char g[3 * 253 + 1], v[3 * 63 + 1], r[3 * 253 + 1], n[3 * LF_NAMESPACE_MAX + 1],
+      o[3 * LF_NAME_MAX + 1], path[4096];
+  json_t *obj = NULL;
+  int64_t left_ms = (deadline_us - mono_us()) / 1000;
+  int rc;
+
+  *out = NULL;
+  if (lf_kube_escape(group, g, sizeof(g)) != LF_OK || lf_kube_escape(version, v, sizeof(v)) != LF_OK ||
+      lf_kube_escape(resource, r, sizeof(r)) != LF_OK || lf_kube_escape(ns, n, sizeof(n)) != LF_OK ||
+      lf_kube_escape(name, o, sizeof(o)) != LF_OK || version[0] == '\0' || name[0] == '\0') {
+    err->code = LF_EINVAL;
+    snprintf(err->text, sizeof(err->text), "the request does not name its object's resource");
+    return LF_EINVAL;
+  }
+  if (left_ms <= 0) {
+    err->code = LF_ETIMEDOUT;
+    snprintf(err->text, sizeof(err->text), "no time left to read the scaled object");
+    return LF_ETIMEDOUT;
+  }
+  /* /apis/<group>/<version>[/namespaces/<ns>]/<resource>/<name>, or /api/v1/... */
+  snprintf(path, sizeof(path), "%s%s/%s%s%s/%s/%s", g[0] != '\0' ? "/apis/" : "/api", g, v,
+           n[0] != '\0' ? "/namespaces/" : "", n, r, o);
+  rc = lf_kube_get_json(s->client, path, LF_KUBE_ACCEPT_PARTIAL_METADATA, left_ms,
+                        LF_LEASE_JSON_MAX, "the scaled object", &obj, err);
+  if (rc != LF_OK) {
+    return rc;
+  }
+  json_t *meta = json_object_get(obj, "metadata");
+  if (!json_is_object(meta)) {
+    json_decref(obj);
+    err->code = LF_EINVAL;
+    snprintf(err->text, sizeof(err->text), "the scaled object has no metadata");
+    return LF_EINVAL;
+  }
+  *out = json_incref(meta);
+  json_decref(obj);
+  return LF_OK;
+}
+
 static bool src_ready(void *ctx, char *why, size_t why_size) {
   lfw_kube_source *s = ctx;
   if (atomic_load(&s->ready)) {
@@ -651,6 +694,7 @@ int lfw_lease_kube_open(const lfw_kube_options *opts, lfw_lease_source *out, lf_
   out->close = src_close;
   out->caches = s->cached;
   out->metrics = lfw_lease_kube_metrics;
+  out->parent_metadata = src_parent_metadata;
   s = NULL;
   rc = LF_OK;
 

@@ -53,6 +53,17 @@ typedef struct lfw_lease_source {
    * second read would only repeat the first. */
   bool caches;
 
+  /* Reads the metadata of the object that a /scale write goes to: the API
+   * server sends the webhook a Scale object without the parent's
+   * annotations (docs/protocol.md, 4.2). `group` is "" for the core group,
+   * `ns` "" for a cluster-scoped object. On LF_OK `*out` is a new reference
+   * to the parent's metadata object (the caller json_decrefs it); other
+   * codes as get(). May be NULL: the source cannot, and /scale writes are
+   * then refused. */
+  int (*parent_metadata)(void *ctx, const char *group, const char *version, const char *resource,
+                         const char *ns, const char *name, int64_t deadline_us, json_t **out,
+                         lf_error *err);
+
   /* Appends the source's own metrics to the /metrics page. May be NULL.
    * 0, or -1 when `out` overflowed. */
   int (*metrics)(void *ctx, lfw_buf *out);

@@ -17,20 +17,6 @@
 #define REVIEW_API_VERSION "admission.k8s.io/v1"
 #define REVIEW_KIND "AdmissionReview"
 
-static const char *op_name(lf_operation op) {
-  switch (op) {
-  case LF_OP_CREATE:
-    return "CREATE";
-  case LF_OP_UPDATE:
-    return "UPDATE";
-  case LF_OP_DELETE:
-    return "DELETE";
-  case LF_OP_CONNECT:
-    return "CONNECT";
-  }
-  return "unknown";
-}
-
 /* A plain-text 400 for a body that is not a usable v1 AdmissionReview and
  * whose uid could not be read: the API server cannot match an answer to its
  * request without the uid, so an AdmissionReview would be no better. */
@@ -135,6 +121,58 @@ static void lookup(const lfw_review_env *env, const lf_lease_ref *ref, unsigned 
   }
 }
 
+/* Reads one of our annotations from the parent's metadata into `*dst`,
+ * with the checks lf_request_from_review applies to the review's own. */
+static int parent_annotation(const json_t *ann, const char *key, const char **dst,
+                             char *why, size_t why_size) {
+  const json_t *v = json_object_get(ann, key);
+  *dst = NULL;
+  if (v == NULL || json_is_null(v))
+    return 0;
+  if (!json_is_string(v) || json_string_length(v) > LF_ANNOTATION_MAX ||
+      strlen(json_string_value(v)) != json_string_length(v)) {
+    snprintf(why, why_size, "its %s annotation is not a string of at most %d bytes", key,
+             LF_ANNOTATION_MAX);
+    return -1;
+  }
+  *dst = json_string_value(v);
+  return 0;
+}
+
+/* A write to /scale carries an autoscaling/v1 Scale whose metadata has none
+ * of the parent's annotations (docs/protocol.md, 4.2), so the parent's are
+ * read and stand in for oldObject's. `*parent` keeps them alive; the caller
+ * json_decrefs it. 0, or -1 with `why` filled when they cannot be read: the
+ * write is then refused, since its protection cannot be known. */
+static int scale_parent(const lfw_review_env *env, lf_request *req, json_t **parent, char *why,
+                        size_t why_size) {
+  lf_error err;
+  const json_t *ann;
+
+  *parent = NULL;
+  if (env->source == NULL || env->source->parent_metadata == NULL) {
+    snprintf(why, why_size, "the Lease source \"%s\" cannot read the scaled object",
+             env->source != NULL ? env->source->name : "(none)");
+    return -1;
+  }
+  memset(&err, 0, sizeof err);
+  if (env->source->parent_metadata(env->source->ctx, req->group, req->version, req->resource,
+                                   req->ns, req->name, lfw_monotonic_us() + env->lease_timeout_us,
+                                   parent, &err) != LF_OK) {
+    snprintf(why, why_size, "%s", err.text[0] != '\0' ? err.text : "unknown error");
+    return -1;
+  }
+  ann = json_object_get(*parent, "annotations");
+  if (parent_annotation(ann, LF_ANNOTATION_LEASE, &req->old_object.lease_annotation, why,
+                        why_size) != 0 ||
+      parent_annotation(ann, LF_ANNOTATION_STAMP, &req->old_object.stamp_annotation, why,
+                        why_size) != 0)
+    return -1;
+  req->old_object.present = true;
+  req->old_object.ns = json_string_value(json_object_get(*parent, "namespace"));
+  return 0;
+}
+
 static void log_decision(const lfw_review_env *env, const lf_request *req,
                          const lf_decision *dec, const lfw_review_result *res) {
   int level = dec->allowed ? LFW_LOG_DEBUG : LFW_LOG_INFO;
@@ -150,7 +188,7 @@ static void log_decision(const lfw_review_env *env, const lf_request *req,
     snprintf(lease, sizeof lease, "%s/%s", dec->lease.ns, dec->lease.name);
   f = json_object();
   json_object_set_new(f, "uid", json_string(req->uid));
-  json_object_set_new(f, "operation", json_string(op_name(req->op)));
+  json_object_set_new(f, "operation", json_string(lf_operation_name(req->op)));
   json_object_set_new(f, "resource", json_string(resource));
   json_object_set_new(f, "namespace", json_string(req->ns));
   json_object_set_new(f, "name", json_string(req->name));
@@ -198,6 +236,7 @@ void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, 
   char num[32];
   bool have_view = false;
   bool first = true;
+  json_t *parent = NULL;
 
   memset(res, 0, sizeof *res);
   res->op = LFW_OP_UNKNOWN;
@@ -256,7 +295,18 @@ void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, 
   res->op = (req.op >= LF_OP_CREATE && req.op <= LF_OP_CONNECT) ? (int)req.op : LFW_OP_UNKNOWN;
 
   memset(&dec, 0, sizeof dec);
-  if (lf_decide_needs_lease(&req, env->policy, &ref, &dec) == 1) {
+  if (strcmp(req.subresource, "scale") == 0 && req.op == LF_OP_UPDATE &&
+      req.old_object.lease_annotation == NULL &&
+      scale_parent(env, &req, &parent, cause, sizeof cause) != 0) {
+    /* Fail closed: a write whose protection cannot be known is refused. */
+    dec.allowed = false;
+    dec.reason = LF_R_LEASE_UNAVAILABLE;
+    snprintf(dec.message, sizeof dec.message,
+             "leasefence denied the UPDATE of %s/scale %s/%s (LeaseUnavailable): the %s it scales "
+             "could not be read to learn whether it is protected: %s. Writes through /scale "
+             "are refused until it can be read; retry shortly.",
+             req.resource, req.ns, req.name, "object", cause);
+  } else if (lf_decide_needs_lease(&req, env->policy, &ref, &dec) == 1) {
     lookup(env, &ref, 0, &lease, cause, sizeof cause, &view);
     lf_decide(&req, &view, now_us, env->policy, &dec);
     if (dec.retry_live && env->source != NULL && env->source->caches) {
@@ -317,5 +367,6 @@ void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, 
   lfw_buf_puts(out, "}}}");
   log_decision(env, &req, &dec, res);
 out:
+  json_decref(parent);
   json_decref(root);
 }

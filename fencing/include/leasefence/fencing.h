@@ -165,6 +165,9 @@ typedef enum lf_operation {
   LF_OP_CONNECT,
 } lf_operation;
 
+/* "CREATE", "UPDATE", "DELETE", "CONNECT", or "unknown". Static storage. */
+LF_EXPORT const char *lf_operation_name(lf_operation op);
+
 /* The fencing-relevant metadata of request.object or request.oldObject. */
 typedef struct lf_object_meta {
   bool present;
@@ -180,6 +183,7 @@ typedef struct lf_request {
   const char *uid;
   lf_operation op;
   const char *group;         /* request.resource.group ("" for the core group). */
+  const char *version;       /* request.resource.version, e.g. "v1". */
   const char *resource;      /* request.resource.resource, e.g. "configmaps". */
   const char *subresource;   /* "" for the main resource. */
   const char *kind;          /* request.kind.kind, e.g. "ConfigMap". */
