@@ -49,7 +49,7 @@ for tool in wrk curl cmake python3 cc; do
 done
 
 echo "== build (Release) in $build"
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLF_TESTS=OFF -DLF_WITH_KUBE=OFF \
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLF_TESTS=OFF -DLF_WITH_KUBE=ON \
   >"$work/cmake.log" 2>&1 || { cat "$work/cmake.log"; exit 1; }
 cmake --build "$build" --target leasefence-webhook -j"$(nproc)" >"$work/build.log" 2>&1 ||
   { cat "$work/build.log"; exit 1; }
@@ -63,43 +63,7 @@ echo "== certificates ($certs_tool), Lease and review"
 mkdir -p "$work/certs" "$work/leases/default"
 "$certs_tool" all --dir "$work/certs" --service leasefence --namespace leasefence \
   --ip 127.0.0.1 >/dev/null
-python3 - "$work" <<'EOF'
-import datetime, json, sys
-work = sys.argv[1]
-uid = "11111111-1111-4111-8111-111111111111"
-holder = "ctrl-a_aaaaaaaa-0000-4000-8000-000000000001"
-now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-         "metadata": {"name": "ctrl", "namespace": "default", "uid": uid, "resourceVersion": "1"},
-         "spec": {"holderIdentity": holder, "leaseDurationSeconds": 3600, "leaseTransitions": 3,
-                  "renewTime": now, "acquireTime": now}}
-json.dump(lease, open(f"{work}/leases/default/ctrl.json", "w"))
-stamp = f"lf1:3:{uid}:{holder}"
-def obj():
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "shard-map", "namespace": "default", "uid": "5e1c0f6e-0000-4000-8000-00000000abcd",
-                         "resourceVersion": "4711",
-                         "labels": {"app.kubernetes.io/name": "ctrl"},
-                         "annotations": {"leasefence.io/lease": "ctrl", "leasefence.io/stamp": stamp}},
-            "data": {f"shard-{i}": f"node-{i % 7}" for i in range(16)}}
-review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-          "request": {"uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
-                      "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
-                      "resource": {"group": "", "version": "v1", "resource": "configmaps"},
-                      "requestKind": {"group": "", "version": "v1", "kind": "ConfigMap"},
-                      "requestResource": {"group": "", "version": "v1", "resource": "configmaps"},
-                      "name": "shard-map", "namespace": "default", "operation": "UPDATE",
-                      "userInfo": {"username": "system:serviceaccount:default:ctrl",
-                                   "uid": "8c2b4e1a-0000-4000-8000-000000000001",
-                                   "groups": ["system:serviceaccounts", "system:serviceaccounts:default",
-                                              "system:authenticated"],
-                                   "extra": {"authentication.kubernetes.io/pod-name": ["ctrl-a"],
-                                             "authentication.kubernetes.io/pod-uid": ["0000"]}},
-                      "object": obj(), "oldObject": obj(), "dryRun": False,
-                      "options": {"apiVersion": "meta.k8s.io/v1", "kind": "UpdateOptions",
-                                  "fieldManager": "ctrl"}}}
-json.dump(review, open(f"{work}/review.json", "w"))
-EOF
+python3 "$here/make-review.py" "$work"
 body_bytes=$(wc -c <"$work/review.json")
 
 # wrk script: POST the review; report percentiles (wrk's own --latency stops

@@ -60,6 +60,8 @@ expect_2 "key of another pair" "${good[@]}" --tls-private-key-file "$work/certs/
 expect_2 "not a certificate" "${good[@]}" --tls-cert-file "$work/certs/tls.key"
 expect_2 "missing lease dir" "${good[@]}" --lease-source "file:$work/none"
 expect_2 "unknown lease source" "${good[@]}" --lease-source "etcd:x"
+expect_2 "unreadable kubeconfig" "${good[@]}" --lease-source kube --kubeconfig "$work/nope.kubeconfig"
+expect_2 "bad cache staleness" "${good[@]}" --cache-max-staleness=-1s
 expect_2 "unreadable client CA" "${good[@]}" --client-ca-file "$work/nope.pem"
 expect_2 "client CA not PEM" "${good[@]}" --client-ca-file "$work/certs/tls.key"
 
