@@ -251,3 +251,19 @@ func (e *Elector) Kill() {
 		<-e.done
 	}
 }
+
+// String is a one-line account of l, for test failures.
+func (l ElectorLine) String() string {
+	term := "-"
+	if l.Term != nil {
+		term = fmt.Sprint(*l.Term)
+	}
+	s := fmt.Sprintf("%s %s %s term=%s", l.Time.Format("15:04:05.000"), l.Identity, l.Event, term)
+	if l.Event == "write" {
+		s += fmt.Sprintf(" %s/%s seq=%d %s %d rv=%s", l.Op, l.Trigger, l.Seq, l.Result, l.Code, l.RV)
+		if l.Message != "" {
+			s += " " + l.Message
+		}
+	}
+	return s
+}
