@@ -154,9 +154,15 @@ func processGone(pid int) bool {
 // 127.0.0.1, whatever the port). It can cut every open connection, or freeze
 // them: bytes from the API server are held back, so a watch open at that
 // moment receives nothing more, exactly like a wedged connection. A frozen
-// connection on which the client sends anything (a pooled connection
-// reused for a new GET) is closed at once, so only silent streams (the
-// watch) stay wedged and new requests go over new connections.
+// connection on which the client sends anything is a pooled connection
+// taken up again for a new request, not a stream: it thaws and works
+// normally. So only the silent stream (the watch) stays wedged.
+//
+// (A first version closed such a pooled connection instead. The webhook
+// then failed that Lease read, "HTTP/2 stream N was not closed cleanly
+// before end of the underlying stream", and denied the write with
+// LeaseUnavailable: a dead pooled connection costs one fail-closed decision;
+// the read is not retried on a fresh connection.)
 
 type proxy struct {
 	ln     net.Listener
@@ -214,9 +220,11 @@ func (p *proxy) serve() {
 			for {
 				n, err := cl.Read(buf)
 				if n > 0 {
-					if pc.isFrozen() {
-						break
-					}
+					// The client speaks: this is not a silent stream but
+					// a pooled connection taken up again. Let it work.
+					pc.mu.Lock()
+					pc.frozen = false
+					pc.mu.Unlock()
 					if _, werr := sv.Write(buf[:n]); werr != nil {
 						break
 					}
