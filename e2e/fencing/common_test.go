@@ -114,3 +114,5 @@ func denied(t *testing.T, what string, err error, reason string) {
 }
 
 func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
+
+func nowMinus(seconds int) time.Time { return time.Now().Add(-time.Duration(seconds) * time.Second) }

@@ -1,0 +1,303 @@
+package fencing_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"leasefence.io/e2e/harness"
+	fencing "leasefence.io/fencing/go"
+)
+
+// protectedCM is a ConfigMap guarded by Lease ctrl, stamped with s (none
+// when s is nil).
+func protectedCM(name string, s *fencing.Stamp, data map[string]string) *corev1.ConfigMap {
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{harness.AnnotationLease: "ctrl"}},
+		Data:       data,
+	}
+	if s != nil {
+		fencing.StampObject(cm, *s)
+	}
+	return cm
+}
+
+func mergePatch(t *testing.T, c kubernetes.Interface, ns, name string, body string, s fencing.Stamp) error {
+	t.Helper()
+	p, err := fencing.MergePatch([]byte(body), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.CoreV1().ConfigMaps(ns).Patch(t.Context(), name, types.MergePatchType, p, metav1.PatchOptions{})
+	return err
+}
+
+// TestLeaseRecreated: a Lease deleted and re-created under the same name
+// starts again at term 0 with a new uid; a stamp naming the old uid is
+// denied even though holder and term match.
+func TestLeaseRecreated(t *testing.T) {
+	e := newEnv(t, "recreated")
+	id, _ := e.pod("ctrl-w")
+	cms := id.Client.CoreV1().ConfigMaps(e.ns)
+	before := e.setLease("ctrl-w_1", 0)
+	_, err := cms.Create(e.ctx, protectedCM("cm", &before, nil), metav1.CreateOptions{})
+	admitted(t, "create in the first Lease", err)
+
+	if err := cp.Client.CoordinationV1().Leases(e.ns).Delete(e.ctx, "ctrl", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	after := e.setLease("ctrl-w_1", 0)
+	if after.LeaseUID == before.LeaseUID {
+		t.Fatal("the re-created Lease kept its uid")
+	}
+	denied(t, "write stamped with the deleted Lease's uid", mergePatch(t, id.Client, e.ns, "cm", `{"data":{"k":"old"}}`, before), "LeaseRecreated")
+	admitted(t, "write stamped with the new Lease", mergePatch(t, id.Client, e.ns, "cm", `{"data":{"k":"new"}}`, after))
+}
+
+// TestLeaseExpired: the holder stopped renewing and nobody took over; its
+// writes are fenced anyway (G3).
+func TestLeaseExpired(t *testing.T) {
+	e := newEnv(t, "expired")
+	id, _ := e.pod("ctrl-w")
+	cms := id.Client.CoreV1().ConfigMaps(e.ns)
+	s := e.setLeaseAt("ctrl-w_1", 4, nowMinus(60), 10)
+	_, err := cms.Create(e.ctx, protectedCM("cm", &s, nil), metav1.CreateOptions{})
+	denied(t, "write by a holder whose Lease expired", err, "LeaseExpired")
+	s = e.setLease("ctrl-w_1", 4) // renewed: the same term is good again
+	_, err = cms.Create(e.ctx, protectedCM("cm", &s, nil), metav1.CreateOptions{})
+	admitted(t, "write after the renewal", err)
+}
+
+// TestMissingStamp: the controller's own identity writing without a stamp,
+// on create and on an update that drops the stored stamp.
+func TestMissingStamp(t *testing.T) {
+	e := newEnv(t, "missing")
+	id, _ := e.pod("ctrl-w")
+	cms := id.Client.CoreV1().ConfigMaps(e.ns)
+	s := e.setLease("ctrl-w_1", 1)
+	_, err := cms.Create(e.ctx, protectedCM("unstamped", nil, nil), metav1.CreateOptions{})
+	denied(t, "unstamped create", err, "MissingStamp")
+	cm, err := cms.Create(e.ctx, protectedCM("cm", &s, nil), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(cm.Annotations, harness.AnnotationStamp)
+	cm.Data = map[string]string{"k": "v"}
+	_, err = cms.Update(e.ctx, cm, metav1.UpdateOptions{})
+	denied(t, "update that drops the stamp", err, "MissingStamp")
+}
+
+// TestCarriedForwardStamp: the old leader reads the object the new leader
+// wrote and writes it back, carrying the new leader's stamp forward. The
+// stamp alone looks current; the pod identity of the request gives it away.
+func TestCarriedForwardStamp(t *testing.T) {
+	e := newEnv(t, "carried")
+	a, _ := e.pod("ctrl-a")
+	b, _ := e.pod("ctrl-b")
+	sa := e.setLease("ctrl-a_1", 1)
+	_, err := a.Client.CoreV1().ConfigMaps(e.ns).Create(e.ctx, protectedCM("cm", &sa, map[string]string{"by": "a"}), metav1.CreateOptions{})
+	admitted(t, "ctrl-a writes in its term", err)
+	sb := e.setLease("ctrl-b_1", 2)
+	admitted(t, "ctrl-b writes in its term", mergePatch(t, b.Client, e.ns, "cm", `{"data":{"by":"b"}}`, sb))
+
+	cms := a.Client.CoreV1().ConfigMaps(e.ns)
+	cm, err := cms.Get(e.ctx, "cm", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cm.Annotations[harness.AnnotationStamp] != sb.String() {
+		t.Fatalf("stored stamp %q, want ctrl-b's %q", cm.Annotations[harness.AnnotationStamp], sb)
+	}
+	cm.Data["by"] = "a, carrying b's stamp"
+	_, err = cms.Update(e.ctx, cm, metav1.UpdateOptions{})
+	denied(t, "read-modify-write by the old leader's pod", err, "IdentityMismatch")
+}
+
+// TestShedProtection: the old leader cannot remove the protection
+// annotation (G6); the current leader can.
+func TestShedProtection(t *testing.T) {
+	e := newEnv(t, "shed")
+	a, _ := e.pod("ctrl-a")
+	b, _ := e.pod("ctrl-b")
+	sa := e.setLease("ctrl-a_1", 1)
+	_, err := a.Client.CoreV1().ConfigMaps(e.ns).Create(e.ctx, protectedCM("cm", &sa, nil), metav1.CreateOptions{})
+	admitted(t, "create", err)
+	sb := e.setLease("ctrl-b_1", 2)
+
+	denied(t, "old leader removes leasefence.io/lease with its stamp",
+		mergePatch(t, a.Client, e.ns, "cm", `{"metadata":{"annotations":{"leasefence.io/lease":null}}}`, sa), "StaleTerm")
+	_, err = a.Client.CoreV1().ConfigMaps(e.ns).Patch(e.ctx, "cm", types.MergePatchType,
+		[]byte(`{"metadata":{"annotations":{"leasefence.io/lease":null,"leasefence.io/stamp":null}}}`), metav1.PatchOptions{})
+	denied(t, "old leader removes both annotations", err, "MissingStamp")
+	cm, err := cp.Client.CoreV1().ConfigMaps(e.ns).Get(e.ctx, "cm", metav1.GetOptions{})
+	if err != nil || cm.Annotations[harness.AnnotationLease] != "ctrl" {
+		t.Fatalf("the protection is gone: %v %v", cm.Annotations, err)
+	}
+	admitted(t, "current leader removes the protection",
+		mergePatch(t, b.Client, e.ns, "cm", `{"metadata":{"annotations":{"leasefence.io/lease":null}}}`, sb))
+}
+
+// TestPersonWithKubectl: an operator edits a protected object with kubectl
+// (admin credentials, no pod identity). annotate, label and apply keep the
+// stored stamp, so they are admitted while that stamp's term is current and
+// denied, with a readable message, once the term moved on.
+func TestPersonWithKubectl(t *testing.T) {
+	e := newEnv(t, "person")
+	id, _ := e.pod("ctrl-w")
+	s := e.setLease("ctrl-w_1", 1)
+	if _, err := id.Client.CoreV1().ConfigMaps(e.ns).Create(e.ctx, protectedCM("cm", &s, map[string]string{"k": "v"}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	manifest := func(v string) string {
+		return fmt.Sprintf(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cm","namespace":%q,
+"annotations":{"leasefence.io/lease":"ctrl"}},"data":{"k":%q}}`, e.ns, v)
+	}
+	edits := []struct {
+		name  string
+		stdin string
+		args  []string
+	}{
+		{"kubectl annotate", "", []string{"-n", e.ns, "annotate", "--overwrite", "configmap", "cm", "note=checked"}},
+		{"kubectl label", "", []string{"-n", e.ns, "label", "--overwrite", "configmap", "cm", "tier=gold"}},
+		{"kubectl apply", manifest("by-hand"), []string{"apply", "-f", "-"}},
+	}
+	for _, ed := range edits {
+		out, err := cp.Kubectl(e.ctx, strings.NewReader(ed.stdin), ed.args...)
+		if err != nil {
+			t.Errorf("%s while the stored stamp is current: %v", ed.name, err)
+		} else {
+			t.Logf("%s: %s", ed.name, strings.TrimSpace(string(out)))
+		}
+	}
+	e.setLease("ctrl-w_2", 2)
+	for i, ed := range edits {
+		if ed.stdin != "" {
+			ed.stdin = manifest(fmt.Sprintf("again-%d", i))
+		} else {
+			ed.args[len(ed.args)-1] += "-again"
+		}
+		out, err := cp.Kubectl(e.ctx, strings.NewReader(ed.stdin), ed.args...)
+		text := string(out)
+		if err == nil {
+			t.Errorf("%s after the term moved on: admitted: %s", ed.name, text)
+			continue
+		}
+		for _, want := range []string{
+			`admission webhook "fence.leasefence.io" denied the request`,
+			"leasefence denied the UPDATE of configmaps " + e.ns + "/cm (StaleTerm)",
+			"Lease " + e.ns + "/ctrl", "in term 1", "in term 2",
+		} {
+			if !strings.Contains(text, want) {
+				t.Errorf("%s printed %q; want it to contain %q", ed.name, text, want)
+			}
+		}
+		t.Logf("%s, term moved on, prints: %s", ed.name, strings.TrimSpace(text))
+	}
+}
+
+// TestDryRun: a dry run is judged exactly like the real write and changes
+// nothing, through kubectl --dry-run=server and client-go's DryRun.
+func TestDryRun(t *testing.T) {
+	e := newEnv(t, "dryrun")
+	id, _ := e.pod("ctrl-w")
+	cms := id.Client.CoreV1().ConfigMaps(e.ns)
+	old := e.setLease("ctrl-w_1", 1)
+	if _, err := cms.Create(e.ctx, protectedCM("cm", &old, map[string]string{"k": "v"}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cur := e.setLease("ctrl-w_2", 2)
+	stored, err := cms.Get(e.ctx, "cm", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unchanged := func(what string) {
+		t.Helper()
+		now, err := cms.Get(e.ctx, "cm", metav1.GetOptions{})
+		if err != nil || now.ResourceVersion != stored.ResourceVersion || now.Data["k"] != "v" {
+			t.Errorf("%s changed the object: rv %s -> %s, data %v (%v)", what, stored.ResourceVersion, now.ResourceVersion, now.Data, err)
+		}
+	}
+
+	// client-go
+	write := func(s fencing.Stamp, dry bool) error {
+		cm := stored.DeepCopy()
+		cm.Data["k"] = "changed"
+		fencing.StampObject(cm, s)
+		opts := metav1.UpdateOptions{}
+		if dry {
+			opts.DryRun = []string{metav1.DryRunAll}
+		}
+		_, err := cms.Update(e.ctx, cm, opts)
+		return err
+	}
+	dryErr := write(old, true)
+	denied(t, "dry-run update, stale", dryErr, "StaleTerm")
+	realErr := write(old, false)
+	denied(t, "real update, stale", realErr, "StaleTerm")
+	// The message says "dry-run UPDATE" for the dry run; otherwise the two
+	// are the same decision.
+	if dryErr != nil && realErr != nil && strings.Replace(dryErr.Error(), "dry-run UPDATE", "UPDATE", 1) != realErr.Error() {
+		t.Errorf("dry run and real write judged differently:\n dry:  %v\n real: %v", dryErr, realErr)
+	}
+	admitted(t, "dry-run update, current", write(cur, true))
+	unchanged("client-go dry runs")
+
+	// kubectl apply --dry-run=server, as the admin, carrying a stamp.
+	manifest := func(s fencing.Stamp) string {
+		b, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "ConfigMap",
+			"metadata": map[string]any{"name": "cm", "namespace": e.ns, "annotations": map[string]string{
+				harness.AnnotationLease: "ctrl", harness.AnnotationStamp: s.String()}},
+			"data": map[string]string{"k": "applied"}})
+		return string(b)
+	}
+	out, err := cp.Kubectl(e.ctx, strings.NewReader(manifest(old)), "apply", "--dry-run=server", "-f", "-")
+	if err == nil || !strings.Contains(string(out), "denied the request") || !strings.Contains(string(out), "(StaleTerm)") {
+		t.Errorf("kubectl apply --dry-run=server, stale: want a StaleTerm denial, got %v: %s", err, out)
+	}
+	out, err = cp.Kubectl(e.ctx, strings.NewReader(manifest(cur)), "apply", "--dry-run=server", "-f", "-")
+	if err != nil || !strings.Contains(string(out), "(server dry run)") {
+		t.Errorf("kubectl apply --dry-run=server, current: want admitted, got %v: %s", err, out)
+	}
+	unchanged("kubectl dry runs")
+}
+
+// TestUnprotectedNotSent: writes to objects without the protection
+// annotation never reach the webhook (matchConditions), so its request
+// counter does not move; a protected write does move it.
+func TestUnprotectedNotSent(t *testing.T) {
+	e := newEnv(t, "unprotected")
+	id, _ := e.pod("ctrl-w")
+	cms := id.Client.CoreV1().ConfigMaps(e.ns)
+	e.setLease("ctrl-w_1", 1)
+	before, err := wh.Requests(e.ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := cms.Create(e.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "free"}}, metav1.CreateOptions{})
+	admitted(t, "unprotected create", err)
+	if err == nil {
+		cm.Data = map[string]string{"k": "v"}
+		_, err = cms.Update(e.ctx, cm, metav1.UpdateOptions{})
+		admitted(t, "unprotected update", err)
+		admitted(t, "unprotected delete", cms.Delete(e.ctx, "free", metav1.DeleteOptions{}))
+	}
+	after, err := wh.Requests(e.ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Errorf("unprotected writes reached the webhook: leasefence_requests_total %v -> %v", before, after)
+	}
+	// The counter is live: one protected write moves it.
+	_, err = cms.Create(e.ctx, protectedCM("guarded", nil, nil), metav1.CreateOptions{})
+	denied(t, "protected unstamped create", err, "MissingStamp")
+	if n, _ := wh.Requests(e.ctx, nil); n <= after {
+		t.Errorf("a protected write did not move the counter (%v -> %v)", after, n)
+	}
+}
