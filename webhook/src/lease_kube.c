@@ -223,6 +223,7 @@ static int strong_get(lfw_kube_source *s, const lf_lease_ref *ref, int64_t deadl
                       lf_lease *out, lf_error *err) {
   read_slot *slot;
   uint64_t need;
+  uint64_t own = 0; /* The number of the read this caller made, if any. */
   int rc;
 
   pthread_mutex_lock(&s->mu);
@@ -237,6 +238,7 @@ static int strong_get(lfw_kube_source *s, const lf_lease_ref *ref, int64_t deadl
   while (slot->done < need) {
     if (!slot->in_flight) {
       uint64_t mine = ++slot->started;
+      own = mine;
       lf_lease lease;
       lf_error rerr;
       slot->in_flight = true;
@@ -262,8 +264,9 @@ static int strong_get(lfw_kube_source *s, const lf_lease_ref *ref, int64_t deadl
       return LF_ETIMEDOUT;
     }
   }
-  if (slot->done > need) {
-    /* Someone else's read, started after we arrived, answered for us. */
+  if (slot->done != own) {
+    /* Someone else's read, started after we arrived, answered for us (the
+     * next one, or a later one). */
     atomic_fetch_add_explicit(&s->coalesced, 1, memory_order_relaxed);
   }
   rc = slot->rc;
