@@ -79,7 +79,9 @@ static const flag flags[] = {
     {F_MAX_CONN, "max-connections", "N", "1024", "most connections open at once"},
     {F_IDLE, "idle-timeout", "DURATION", "120s",
      "close a connection idle this long (keep above the API server's 90s)"},
-    {F_THREADS, "threads", "N", "0", "server threads; 0 means one per online CPU"},
+    {F_THREADS, "threads", "N", "0",
+     "server threads; 0 means one per connection with a kube Lease source (a decision waits "
+     "for the API server) and one per online CPU with file:"},
     {F_SHUTDOWN, "shutdown-timeout", "DURATION", "10s",
      "on SIGTERM/SIGINT, wait this long for requests in flight"},
     {F_HEALTH_BIND, "health-bind-address", "ADDR", "0.0.0.0",

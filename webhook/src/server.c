@@ -436,6 +436,17 @@ static unsigned thread_count(const lfw_config *cfg) {
   return n > 0 ? (unsigned)n : 1;
 }
 
+/* A decision over a Kubernetes source waits for the API server (one Lease
+ * GET, up to --lease-timeout). In a pool of one thread per CPU that wait
+ * would hold up every other connection on the thread, and no more than one
+ * decision per thread could ever wait for a shared read. So, unless
+ * --threads says otherwise, such a server gives each connection its own
+ * thread; the API server keeps a modest pool of keep-alive connections, and
+ * --max-connections bounds them. */
+static bool thread_per_connection(const lfw_config *cfg) {
+  return cfg->threads == 0 && strncmp(cfg->lease_source, "kube", 4) == 0;
+}
+
 int lfw_server_start(const lfw_config *cfg, const lfw_review_env *env, lfw_tls *tls,
                      const char *client_ca_pem, lfw_server **out, char *err, size_t err_size) {
   lfw_server *s = NULL;
@@ -443,6 +454,7 @@ int lfw_server_start(const lfw_config *cfg, const lfw_review_env *env, lfw_tls *
   struct sockaddr_storage haddr;
   const char *priorities;
   unsigned threads = thread_count(cfg);
+  bool per_conn = thread_per_connection(cfg);
   unsigned flags;
   bool v6;
   bool hv6;
@@ -485,6 +497,8 @@ int lfw_server_start(const lfw_config *cfg, const lfw_review_env *env, lfw_tls *
                                    : "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
   flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_TLS | MHD_USE_ITC |
           MHD_USE_ERROR_LOG;
+  if (per_conn)
+    flags |= MHD_USE_THREAD_PER_CONNECTION;
   if (v6)
     flags |= MHD_USE_IPv6;
   errno = 0;
@@ -492,7 +506,7 @@ int lfw_server_start(const lfw_config *cfg, const lfw_review_env *env, lfw_tls *
       flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
       MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-      MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0u,
+      MHD_OPTION_THREAD_POOL_SIZE, (threads > 1 && !per_conn) ? threads : 0u,
       MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
       MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
       MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
@@ -525,10 +539,11 @@ int lfw_server_start(const lfw_config *cfg, const lfw_review_env *env, lfw_tls *
     goto out;
   }
   lfw_log_json(LFW_LOG_INFO, "serving",
-               json_pack("{s:s,s:i,s:s,s:s,s:i,s:i,s:s,s:b}", "address", cfg->bind_address,
+               json_pack("{s:s,s:i,s:s,s:s,s:i,s:s,s:s,s:b}", "address", cfg->bind_address,
                          "port", (int)cfg->port, "path", cfg->path, "health_address",
                          cfg->health_bind_address, "health_port", (int)cfg->health_port,
-                         "threads", (int)threads, "mode", lfw_mode_name(env->mode),
+                         "threads", per_conn ? "one per connection" : (threads > 1 ? "pool" : "one"),
+                         "mode", lfw_mode_name(env->mode),
                          "client_ca", client_ca_pem != NULL));
   *out = s;
   s = NULL;
