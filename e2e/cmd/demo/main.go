@@ -48,6 +48,7 @@ func run() int {
 	keep := len(os.Args) > 1 && os.Args[1] == "--keep"
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	interrupted = ctx.Done()
 
 	dir, err := os.MkdirTemp("", "leasefence-demo-")
 	if err != nil {
@@ -150,7 +151,16 @@ func run() int {
 
 func info(s string) { fmt.Println("   " + s) }
 
+// interrupted is closed on Ctrl-C or SIGTERM; the deferred stops then end
+// every process the demo started.
+var interrupted <-chan struct{}
+
 func fail(err error) int {
+	select {
+	case <-interrupted:
+		err = context.Canceled
+	default:
+	}
 	if errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "\ninterrupted; everything stopped")
 		return 130
