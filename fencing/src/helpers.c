@@ -105,7 +105,11 @@ json_t *lf_stamp_json_patch(const json_t *ops, bool has_annotations, const lf_st
     /* JSON patch cannot add a member under a parent that does not exist, so
      * the whole annotations map is added. */
     json_t *map = json_object();
-    if (map == NULL || json_object_set_new(map, LF_ANNOTATION_STAMP, value) != 0) {
+    if (map == NULL) {
+      goto oom;
+    }
+    /* json_object_set_new takes `value` even when it fails. */
+    if (json_object_set_new(map, LF_ANNOTATION_STAMP, value) != 0) {
       json_decref(map);
       value = NULL;
       goto oom;

@@ -148,6 +148,15 @@ static void test_durations(void **state) {
   assert_int_equal(lfw_parse_duration("1.5h", &us), 0);
   assert_int_equal(us, 5400000000LL);
   assert_int_equal(lfw_parse_duration("0", &us), 0);
+  /* Go durations have no hex or exponent forms, and the sum is bounded. */
+  assert_int_equal(lfw_parse_duration("0x1p3s", &us), -1);
+  assert_int_equal(lfw_parse_duration("1e3ms", &us), -1);
+  {
+    char many[4096] = "";
+    for (int i = 0; i < 300; i++)
+      strcat(many, "200000h");
+    assert_int_equal(lfw_parse_duration(many, &us), -1);
+  }
   assert_int_equal(us, 0);
   assert_int_equal(lfw_parse_duration("", &us), -1);
   assert_int_equal(lfw_parse_duration("10", &us), -1);

@@ -154,6 +154,7 @@ static void test_vectors(void **state) {
     env.mode = LFW_MODE_DENY;
     env.source = &src;
     env.lease_timeout_us = 1000000;
+    env.clock = NULL; /* the case's fixed time */
     print_message("case: %s\n", name);
     run_json(&env, review, wht_time(json_string_value(json_object_get(c, "now"))), &a);
     if (json_is_true(json_object_get(expect, "review_error"))) {
@@ -238,6 +239,7 @@ static void run_case_in_mode(const json_t *c, lfw_mode mode, answer *a) {
   env.mode = mode;
   env.source = &src;
   env.lease_timeout_us = 1000000;
+  env.clock = NULL; /* the case's fixed time */
   run_json(&env, review, wht_time(json_string_value(json_object_get(c, "now"))), a);
   json_decref(review);
 }
@@ -326,6 +328,7 @@ static lfw_review_env plain_env(lf_policy *policy) {
   env.mode = LFW_MODE_DENY;
   env.source = NULL;
   env.lease_timeout_us = 1000000;
+  env.clock = NULL; /* the case's fixed time */
   return env;
 }
 

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 const char *lfw_mode_name(lfw_mode mode) {
@@ -180,6 +181,12 @@ int lfw_parse_duration(const char *text, int64_t *out_us) {
 
     if (*p < '0' || *p > '9')
       return -1;
+    /* strtod also reads hex ("0x1p3") and exponents ("1e3"); Go durations
+     * have neither, so only digits and one '.' may come before the unit. */
+    for (end = (char *)(uintptr_t)p; (*end >= '0' && *end <= '9') || *end == '.'; end++) {
+    }
+    if (*end == 'x' || *end == 'X' || *end == 'e' || *end == 'E' || *end == 'p' || *end == 'P')
+      return -1;
     errno = 0;
     v = strtod(p, &end);
     if (errno != 0 || end == p)
@@ -206,7 +213,9 @@ int lfw_parse_duration(const char *text, int64_t *out_us) {
     } else {
       return -1; /* A unit is required, as in Go. */
     }
-    if (v * unit > 1e15)
+    /* Each part and the sum stay below 1e15 µs (31 years), far from
+     * int64_t overflow however many parts there are. */
+    if (v * unit > 1e15 || (double)total + v * unit > 1e15)
       return -1;
     total += (int64_t)(v * unit);
   }

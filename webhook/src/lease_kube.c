@@ -13,7 +13,7 @@
  * arrived within the staleness bound; otherwise, and whenever the review path
  * asks for a live read (LFW_LEASE_LIVE, set when a fresher Lease could
  * reverse a denial), it reads through the strong path. docs/protocol.md,
- * "Cached mode", gives the safety argument.
+ * section 5a, gives the safety argument.
  */
 #include "lease_kube.h"
 
@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SLOT_BUCKETS 256
 /* Leases with their own coalescing slot. Past this many, reads of further
@@ -38,7 +39,8 @@
  * resourceVersion. Short, so that a stalled watch is noticed and close()
  * returns promptly. */
 #define WATCH_PERIOD_S 5
-#define LIST_TIMEOUT_MS 30000
+/* Bounded so that close() (and so SIGTERM) never waits long on a LIST. */
+#define LIST_TIMEOUT_MS 8000
 #define LIST_MAX_BYTES (256u * 1024 * 1024)
 #define BACKOFF_MIN_MS 200
 #define BACKOFF_MAX_MS 10000
@@ -49,8 +51,8 @@ static const double read_buckets[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025,
                                       0.05,   0.1,   0.25,  0.5,   1.0,  2.5};
 #define N_BUCKETS (sizeof(read_buckets) / sizeof(read_buckets[0]))
 
-enum { R_OK, R_NOT_FOUND, R_DENIED, R_TIMEOUT, R_ERROR, R_COUNT };
-static const char *const result_names[R_COUNT] = {"ok", "not_found", "denied", "timeout", "error"};
+enum { READ_OK, READ_NOT_FOUND, READ_DENIED, READ_TIMEOUT, READ_ERROR, READ_COUNT };
+static const char *const result_names[READ_COUNT] = {"ok", "not_found", "denied", "timeout", "error"};
 
 enum { C_HIT, C_MISS_ABSENT, C_MISS_STALE, C_MISS_UNSYNCED, C_LIVE_ASKED, C_COUNT };
 static const char *const cache_names[C_COUNT] = {"hit", "miss_absent", "miss_stale",
@@ -94,7 +96,7 @@ struct lfw_kube_source {
   bool have_prober;
 
   /* Metrics: relaxed atomics, read by the /metrics renderer. */
-  atomic_uint_fast64_t reads[R_COUNT];
+  atomic_uint_fast64_t reads[READ_COUNT];
   atomic_uint_fast64_t read_hist[N_BUCKETS + 1];
   atomic_uint_fast64_t read_sum_us;
   atomic_uint_fast64_t coalesced;
@@ -105,7 +107,7 @@ struct lfw_kube_source {
   /* The watch cache (cached mode only). */
   bool cached;
   int64_t max_staleness_us;
-  char list_path[1024];
+  char list_path[2048];
   pthread_t watcher;
   bool have_watcher;
   pthread_mutex_t cache_mu; /* Guards everything below. */
@@ -114,6 +116,7 @@ struct lfw_kube_source {
   bool synced;
   int64_t confirmed_us; /* Last time the watch proved itself current. */
   char rv[LF_RESOURCE_VERSION_MAX + 1];
+  unsigned seed; /* Backoff jitter, different in every replica. */
 };
 
 static int64_t mono_us(void) {
@@ -148,11 +151,11 @@ static void set_not_ready(lfw_kube_source *s, const char *why) {
 /* Strong reads                                                              */
 
 static void count_read(lfw_kube_source *s, int rc, int64_t took_us) {
-  int r = rc == LF_OK            ? R_OK
-          : rc == LF_ENOTFOUND   ? R_NOT_FOUND
-          : rc == LF_EDENIED     ? R_DENIED
-          : rc == LF_ETIMEDOUT   ? R_TIMEOUT
-                                 : R_ERROR;
+  int r = rc == LF_OK            ? READ_OK
+          : rc == LF_ENOTFOUND   ? READ_NOT_FOUND
+          : rc == LF_EDENIED     ? READ_DENIED
+          : rc == LF_ETIMEDOUT   ? READ_TIMEOUT
+                                 : READ_ERROR;
   size_t b = 0;
   atomic_fetch_add_explicit(&s->reads[r], 1, memory_order_relaxed);
   while (b < N_BUCKETS && (double)took_us / 1e6 > read_buckets[b]) {
@@ -163,7 +166,7 @@ static void count_read(lfw_kube_source *s, int rc, int64_t took_us) {
                             memory_order_relaxed);
   /* Any answer from the API server, even "not found", shows it is reachable
    * and lets us read Leases. */
-  if (rc == LF_OK || rc == LF_ENOTFOUND) {
+  if ((rc == LF_OK || rc == LF_ENOTFOUND) && !s->cached) {
     atomic_store(&s->ready, true);
   }
 }
@@ -235,12 +238,14 @@ static int strong_get(lfw_kube_source *s, const lf_lease_ref *ref, int64_t deadl
   /* The read we may use is the next one to start: one under way now began
    * before we arrived. */
   need = slot->started + 1;
+  for (;;) {
   while (slot->done < need) {
     if (!slot->in_flight) {
       uint64_t mine = ++slot->started;
-      own = mine;
       lf_lease lease;
       lf_error rerr;
+      own = mine;
+      memset(&lease, 0, sizeof(lease));
       slot->in_flight = true;
       pthread_mutex_unlock(&s->mu);
       memset(&rerr, 0, sizeof(rerr));
@@ -263,6 +268,15 @@ static int strong_get(lfw_kube_source *s, const lf_lease_ref *ref, int64_t deadl
                "timed out waiting for the read of Lease %s/%s", ref->ns, ref->name);
       return LF_ETIMEDOUT;
     }
+  }
+  /* A read is bounded by the deadline of the request that started it. If it
+   * ran out on that budget while ours has time left, it says nothing about
+   * the Lease: read again (the next read to start is after our arrival too). */
+  if (slot->rc == LF_ETIMEDOUT && slot->done != own && mono_us() + 1000 < deadline_us) {
+    need = slot->started + 1;
+    continue;
+  }
+  break;
   }
   if (slot->done != own) {
     /* Someone else's read, started after we arrived, answered for us (the
@@ -395,11 +409,27 @@ static int on_event(const char *type, json_t *object, void *arg) {
     return 1;
   }
   pthread_mutex_lock(&s->cache_mu);
-  if (strcmp(type, "BOOKMARK") != 0 && lf_lease_from_json(object, &lease, &lerr) == LF_OK) {
-    if (strcmp(type, "DELETED") == 0) {
-      cache_remove(s, &lease.ref);
+  if (strcmp(type, "BOOKMARK") != 0) {
+    if (lf_lease_from_json(object, &lease, &lerr) == LF_OK) {
+      if (strcmp(type, "DELETED") == 0) {
+        cache_remove(s, &lease.ref);
+      } else {
+        cache_put(s, &lease, now);
+      }
     } else {
-      cache_put(s, &lease, now);
+      /* A Lease we cannot model (say, a holder over 256 bytes): keeping the
+       * previous copy would serve an old term, so forget it; lookups of it
+       * then read live and report the problem. */
+      const json_t *meta = json_object_get(object, "metadata");
+      const char *ns = json_string_value(json_object_get(meta, "namespace"));
+      const char *name = json_string_value(json_object_get(meta, "name"));
+      lf_lease_ref ref;
+      if (ns != NULL && name != NULL && strlen(ns) <= LF_NAMESPACE_MAX &&
+          strlen(name) <= LF_NAME_MAX) {
+        snprintf(ref.ns, sizeof(ref.ns), "%s", ns);
+        snprintf(ref.name, sizeof(ref.name), "%s", name);
+        cache_remove(s, &ref);
+      }
     }
   }
   copy_rv(s, object);
@@ -416,7 +446,7 @@ static void sleep_ms(int64_t ms) {
 /* Sleeps about `*backoff` ms with jitter, in small steps so stop is seen,
  * and doubles it up to the maximum. */
 static void backoff(lfw_kube_source *s, int64_t *backoff_ms) {
-  int64_t total = *backoff_ms / 2 + rand() % (*backoff_ms / 2 + 1);
+  int64_t total = *backoff_ms / 2 + rand_r(&s->seed) % (*backoff_ms / 2 + 1);
   for (int64_t slept = 0; slept < total && !atomic_load(&s->stop); slept += 100) {
     sleep_ms(total - slept < 100 ? total - slept : 100);
   }
@@ -426,7 +456,7 @@ static void backoff(lfw_kube_source *s, int64_t *backoff_ms) {
 static void *watch_loop(void *arg) {
   lfw_kube_source *s = arg;
   int64_t backoff_ms = BACKOFF_MIN_MS;
-  char path[1200];
+  char path[2048 + 160]; /* list_path and the watch parameters */
   lf_error err;
 
   while (!atomic_load(&s->stop)) {
@@ -450,6 +480,7 @@ static void *watch_loop(void *arg) {
     pthread_mutex_unlock(&s->cache_mu);
 
     memset(&err, 0, sizeof(err));
+    int64_t began = mono_us();
     int rc = lf_kube_watch(s->client, path, (WATCH_PERIOD_S + 3) * 1000, on_event, s, &err);
     int64_t now = mono_us();
     pthread_mutex_lock(&s->cache_mu);
@@ -463,8 +494,14 @@ static void *watch_loop(void *arg) {
       s->synced = false; /* Events may be lost (oversized event, refusal). */
     }
     pthread_mutex_unlock(&s->cache_mu);
-    if (rc == LF_OK && still_synced) {
+    if (rc == LF_OK && still_synced && now - began >= 1000000) {
       backoff_ms = BACKOFF_MIN_MS;
+      continue;
+    }
+    if (rc == LF_OK && still_synced) {
+      /* Ended well before timeoutSeconds (a proxy closing streams, say):
+       * not an error, but do not spin on it. */
+      backoff(s, &backoff_ms);
       continue;
     }
     atomic_fetch_add_explicit(&s->watch_restarts, 1, memory_order_relaxed);
@@ -515,6 +552,11 @@ static int src_get(void *ctx, const lf_lease_ref *ref, unsigned flags, int64_t d
   return strong_get(s, ref, deadline_us, out, err);
 }
 
+/* "." and ".." pass the escaping unchanged and would move the path. */
+static bool dot_segment(const char *seg) {
+  return strcmp(seg, ".") == 0 || strcmp(seg, "..") == 0;
+}
+
 static int src_parent_metadata(void *ctx, const char *group, const char *version,
                                const char *resource, const char *ns, const char *name,
                                int64_t deadline_us, json_t **out, lf_error *err) {
@@ -528,7 +570,9 @@ static int src_parent_metadata(void *ctx, const char *group, const char *version
   *out = NULL;
   if (lf_kube_escape(group, g, sizeof(g)) != LF_OK || lf_kube_escape(version, v, sizeof(v)) != LF_OK ||
       lf_kube_escape(resource, r, sizeof(r)) != LF_OK || lf_kube_escape(ns, n, sizeof(n)) != LF_OK ||
-      lf_kube_escape(name, o, sizeof(o)) != LF_OK || version[0] == '\0' || name[0] == '\0') {
+      lf_kube_escape(name, o, sizeof(o)) != LF_OK || version[0] == '\0' || name[0] == '\0' ||
+      dot_segment(group) || dot_segment(version) || dot_segment(resource) || dot_segment(ns) ||
+      dot_segment(name)) {
     err->code = LF_EINVAL;
     snprintf(err->text, sizeof(err->text), "the request does not name its object's resource");
     return LF_EINVAL;
@@ -650,7 +694,8 @@ int lfw_lease_kube_open(const lfw_kube_options *opts, lfw_lease_source *out, lf_
   pthread_mutex_init(&s->cache_mu, NULL);
   pthread_mutex_init(&s->why_mu, NULL);
   snprintf(s->not_ready, sizeof(s->not_ready), "no Lease has been read yet");
-  s->read_timeout_us = opts->read_timeout_us > 0 ? opts->read_timeout_us : 2000000;
+  s->read_timeout_us = opts->read_timeout_us > 0 ? opts->read_timeout_us : 1000000;
+  s->seed = (unsigned)mono_us() ^ (unsigned)getpid();
   s->cached = opts->cached;
   s->max_staleness_us = opts->max_staleness_us > 0 ? opts->max_staleness_us : 3000000;
   snprintf(s->probe_ns, sizeof(s->probe_ns), "%s",
@@ -671,8 +716,15 @@ int lfw_lease_kube_open(const lfw_kube_options *opts, lfw_lease_source *out, lf_
       snprintf(err->text, sizeof(err->text), "--cache-label-selector is too long");
       goto out;
     }
-    snprintf(s->list_path, sizeof(s->list_path), "/apis/coordination.k8s.io/v1%s%s/leases%s%s",
-             ns[0] != '\0' ? "/namespaces/" : "", ns, sel[0] != '\0' ? "?labelSelector=" : "", sel);
+    int n = snprintf(s->list_path, sizeof(s->list_path),
+                     "/apis/coordination.k8s.io/v1%s%s/leases%s%s",
+                     ns[0] != '\0' ? "/namespaces/" : "", ns,
+                     sel[0] != '\0' ? "?labelSelector=" : "", sel);
+    if (n < 0 || (size_t)n >= sizeof(s->list_path)) {
+      rc = LF_ETOOBIG;
+      snprintf(err->text, sizeof(err->text), "--cache-label-selector is too long");
+      goto out;
+    }
   }
 
   rc = lf_kube_client_new(&cfg, NULL, &s->client, err);
@@ -716,7 +768,7 @@ int lfw_lease_kube_metrics(void *ctx, lfw_buf *out) {
 
   lfw_buf_puts(out, "# HELP leasefence_lease_reads_total Lease reads from the API server, by result.\n"
                     "# TYPE leasefence_lease_reads_total counter\n");
-  for (int r = 0; r < R_COUNT; r++) {
+  for (int r = 0; r < READ_COUNT; r++) {
     lfw_buf_printf(out, "leasefence_lease_reads_total{result=\"%s\"} %" PRIuFAST64 "\n",
                    result_names[r], atomic_load_explicit(&s->reads[r], memory_order_relaxed));
   }

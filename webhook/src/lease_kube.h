@@ -17,7 +17,7 @@ typedef struct lfw_kube_source lfw_kube_source;
 typedef struct lfw_kube_options {
   const char *kubeconfig;           /* NULL or "": in-cluster configuration. */
   bool cached;                      /* Watch cache in front of the quorum reads. */
-  int64_t read_timeout_us;          /* One Lease GET; 0: 2 s. */
+  int64_t read_timeout_us;          /* One Lease GET; 0: 1 s (--lease-timeout). */
   int64_t max_staleness_us;         /* Cached mode: oldest copy served; 0: 3 s. */
   const char *cache_namespace;      /* Cached mode: watch one namespace (NULL: all). */
   const char *cache_label_selector; /* Cached mode: watch matching Leases (NULL: all). */

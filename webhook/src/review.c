@@ -95,6 +95,7 @@ static void put_annotation(lfw_buf *out, bool *first, const char *key, const cha
 
 /* Reads the guarding Lease into `view`. `lease` and `cause` back the view. */
 static void lookup(const lfw_review_env *env, const lf_lease_ref *ref, unsigned flags,
+                   int64_t deadline_us,
                    lf_lease *lease, char *cause, size_t cause_size, lf_lease_view *view) {
   lf_error err;
   int rc;
@@ -107,8 +108,7 @@ static void lookup(const lfw_review_env *env, const lf_lease_ref *ref, unsigned 
     return;
   }
   memset(&err, 0, sizeof err);
-  rc = env->source->get(env->source->ctx, ref, flags, lfw_monotonic_us() + env->lease_timeout_us,
-                        lease, &err);
+  rc = env->source->get(env->source->ctx, ref, flags, deadline_us, lease, &err);
   if (rc == LF_OK) {
     view->status = LF_LEASE_OK;
     view->lease = lease;
@@ -144,7 +144,8 @@ static int parent_annotation(const json_t *ann, const char *key, const char **ds
  * read and stand in for oldObject's. `*parent` keeps them alive; the caller
  * json_decrefs it. 0, or -1 with `why` filled when they cannot be read: the
  * write is then refused, since its protection cannot be known. */
-static int scale_parent(const lfw_review_env *env, lf_request *req, json_t **parent, char *why,
+static int scale_parent(const lfw_review_env *env, lf_request *req, int64_t deadline_us,
+                        json_t **parent, char *why,
                         size_t why_size) {
   lf_error err;
   const json_t *ann;
@@ -157,8 +158,7 @@ static int scale_parent(const lfw_review_env *env, lf_request *req, json_t **par
   }
   memset(&err, 0, sizeof err);
   if (env->source->parent_metadata(env->source->ctx, req->group, req->version, req->resource,
-                                   req->ns, req->name, lfw_monotonic_us() + env->lease_timeout_us,
-                                   parent, &err) != LF_OK) {
+                                   req->ns, req->name, deadline_us, parent, &err) != LF_OK) {
     snprintf(why, why_size, "%s", err.text[0] != '\0' ? err.text : "unknown error");
     return -1;
   }
@@ -217,6 +217,12 @@ static json_t *parse(const char *body, size_t len, lfw_buf *scratch, json_error_
   return root;
 }
 
+/* The time a decision is judged at: the clock now (after the lookup just
+ * made), or the caller's fixed time in tests. */
+static int64_t decision_time(const lfw_review_env *env, int64_t now_us) {
+  return env->clock != NULL ? env->clock() : now_us;
+}
+
 void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, int64_t now_us,
                        lfw_buf *scratch, lfw_buf *out, lfw_review_result *res) {
   json_error_t jerr;
@@ -237,6 +243,10 @@ void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, 
   bool have_view = false;
   bool first = true;
   json_t *parent = NULL;
+  /* One budget for every lookup of this review (the /scale parent, the
+   * Lease, a live re-read), so together they stay inside the API server's
+   * timeout for the webhook. */
+  const int64_t deadline_us = lfw_monotonic_us() + env->lease_timeout_us;
 
   memset(res, 0, sizeof *res);
   res->op = LFW_OP_UNKNOWN;
@@ -297,7 +307,7 @@ void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, 
   memset(&dec, 0, sizeof dec);
   if (strcmp(req.subresource, "scale") == 0 && req.op == LF_OP_UPDATE &&
       req.old_object.lease_annotation == NULL &&
-      scale_parent(env, &req, &parent, cause, sizeof cause) != 0) {
+      scale_parent(env, &req, deadline_us, &parent, cause, sizeof cause) != 0) {
     /* Fail closed: a write whose protection cannot be known is refused. */
     dec.allowed = false;
     dec.reason = LF_R_LEASE_UNAVAILABLE;
@@ -307,13 +317,13 @@ void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, 
              "are refused until it can be read; retry shortly.",
              req.resource, req.ns, req.name, "object", cause);
   } else if (lf_decide_needs_lease(&req, env->policy, &ref, &dec) == 1) {
-    lookup(env, &ref, 0, &lease, cause, sizeof cause, &view);
-    lf_decide(&req, &view, now_us, env->policy, &dec);
+    lookup(env, &ref, 0, deadline_us, &lease, cause, sizeof cause, &view);
+    lf_decide(&req, &view, decision_time(env, now_us), env->policy, &dec);
     if (dec.retry_live && env->source != NULL && env->source->caches) {
       /* A fresher Lease could reverse this denial and the source may have
        * answered from a cache: read live once and decide again. */
-      lookup(env, &ref, LFW_LEASE_LIVE, &lease, cause, sizeof cause, &view);
-      lf_decide(&req, &view, now_us, env->policy, &dec);
+      lookup(env, &ref, LFW_LEASE_LIVE, deadline_us, &lease, cause, sizeof cause, &view);
+      lf_decide(&req, &view, decision_time(env, now_us), env->policy, &dec);
     }
     have_view = true;
   }

@@ -30,7 +30,11 @@ typedef struct lfw_review_env {
   const lf_policy *policy;
   lfw_mode mode;
   const lfw_lease_source *source; /* NULL: every Lease is unavailable. */
-  int64_t lease_timeout_us;       /* Deadline of one lookup. */
+  int64_t lease_timeout_us;       /* Budget of all the lookups of one review. */
+  /* The wall clock, read after the Lease is read so expiry is judged at the
+   * moment of the decision, not at the request's arrival. NULL: use the
+   * `now_us` given to lfw_review_handle (tests, for exact times). */
+  int64_t (*clock)(void);
 } lfw_review_env;
 
 /* What happened, for the HTTP layer, the metrics and the tests. */
@@ -43,7 +47,8 @@ typedef struct lfw_review_result {
   bool allowed;                /* The answer's "allowed" (when http_status 200). */
 } lfw_review_result;
 
-/* Answers the AdmissionReview in `body` (`len` bytes) at wall time `now_us`.
+/* Answers the AdmissionReview in `body` (`len` bytes), deciding at wall time
+ * `now_us` unless env->clock is set.
  * `out` is reset and receives the response body (bounded by its own max; 64
  * KiB always suffices). `scratch` (may be NULL) holds the pruned review
  * (prune.h) and must allow `len` bytes; without it the whole body is parsed.
