@@ -15,6 +15,7 @@ PACKAGES=(
   libyaml-dev                         # kubeconfig files
   libcmocka-dev                       # unit tests
   clang libclang-rt-14-dev            # libFuzzer harnesses, sanitizers
+  clang-format                        # the C layout CI checks (.clang-format)
   valgrind                            # leak checks
   wrk nghttp2-client                  # benchmarks
   curl jq openssl procps psmisc iproute2

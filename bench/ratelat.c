@@ -75,8 +75,8 @@ static void *run(void *arg) {
    * what is measured). */
   curl_easy_perform(h);
   for (k = 0; k < total; k++) {
-    int64_t due = w->start_ns + (int64_t)((double)k * interval_ns +
-                                          (double)w->index * interval_ns / w->threads);
+    int64_t due = w->start_ns +
+                  (int64_t)((double)k * interval_ns + (double)w->index * interval_ns / w->threads);
     struct timespec ts = {(time_t)(due / 1000000000), (long)(due % 1000000000)};
     long status = 0;
 

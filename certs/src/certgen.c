@@ -92,14 +92,12 @@ int lfc_key_type_parse(const char *text, lfc_key_type *out, lfc_error *err) {
     *out = LFC_KEY_RSA_2048;
     return LFC_OK;
   }
-  return set_error(err, LFC_EINVAL,
-                   "unknown key type '%.64s' (want ecdsa-p256 or rsa-2048)",
+  return set_error(err, LFC_EINVAL, "unknown key type '%.64s' (want ecdsa-p256 or rsa-2048)",
                    text != NULL ? text : "");
 }
 
 static int check_key_type(lfc_key_type type, lfc_error *err) {
-  if (type == LFC_KEY_DEFAULT || type == LFC_KEY_ECDSA_P256 ||
-      type == LFC_KEY_RSA_2048) {
+  if (type == LFC_KEY_DEFAULT || type == LFC_KEY_ECDSA_P256 || type == LFC_KEY_RSA_2048) {
     return LFC_OK;
   }
   return set_error(err, LFC_EINVAL, "unknown key type %d", (int)type);
@@ -113,8 +111,7 @@ static int check_days(int days, int dflt, int *out, lfc_error *err) {
     return LFC_OK;
   }
   if (days < 0 || days > LFC_DAYS_MAX) {
-    return set_error(err, LFC_EINVAL, "days must be 1..%d, not %d",
-                     LFC_DAYS_MAX, days);
+    return set_error(err, LFC_EINVAL, "days must be 1..%d, not %d", LFC_DAYS_MAX, days);
   }
   *out = days;
   return LFC_OK;
@@ -184,27 +181,22 @@ static int is_dns_name(const char *s) {
   }
 }
 
-static int check_subject(const char *cn, const char *const *orgs,
-                         size_t n_orgs, lfc_error *err) {
+static int check_subject(const char *cn, const char *const *orgs, size_t n_orgs, lfc_error *err) {
   size_t n;
 
   if (cn != NULL) {
     n = strlen(cn);
     if (n == 0 || n > LFC_CN_MAX) {
-      return set_error(err, LFC_EINVAL,
-                       "common name must be 1..%d bytes, not %zu",
-                       LFC_CN_MAX, n);
+      return set_error(err, LFC_EINVAL, "common name must be 1..%d bytes, not %zu", LFC_CN_MAX, n);
     }
   }
   if (n_orgs > LFC_ORG_MAX) {
-    return set_error(err, LFC_EINVAL, "at most %d organizations, not %zu",
-                     LFC_ORG_MAX, n_orgs);
+    return set_error(err, LFC_EINVAL, "at most %d organizations, not %zu", LFC_ORG_MAX, n_orgs);
   }
   for (size_t i = 0; i < n_orgs; i++) {
     n = strlen(orgs[i]);
     if (n == 0 || n > LFC_ORG_LEN_MAX) {
-      return set_error(err, LFC_EINVAL,
-                       "organization must be 1..%d bytes, not %zu",
+      return set_error(err, LFC_EINVAL, "organization must be 1..%d bytes, not %zu",
                        LFC_ORG_LEN_MAX, n);
     }
   }
@@ -214,13 +206,11 @@ static int check_subject(const char *cn, const char *const *orgs,
 /* ------------------------------------------------------------------------ */
 /* Paths and files                                                           */
 
-static int join_path(char out[LFC_PATH_MAX], const char *dir,
-                     const char *name, lfc_error *err) {
+static int join_path(char out[LFC_PATH_MAX], const char *dir, const char *name, lfc_error *err) {
   int n = snprintf(out, LFC_PATH_MAX, "%s/%s", dir, name);
 
   if (n < 0 || n >= LFC_PATH_MAX) {
-    return set_error(err, LFC_EINVAL, "path too long: %.64s.../%s", dir,
-                     name);
+    return set_error(err, LFC_EINVAL, "path too long: %.64s.../%s", dir, name);
   }
   return LFC_OK;
 }
@@ -239,8 +229,7 @@ static int file_present(const char *path, int *present, lfc_error *err) {
     *present = 0;
     return LFC_OK;
   }
-  return set_error(err, LFC_EINPUT, "cannot stat %s: %s", path,
-                   strerror(errno));
+  return set_error(err, LFC_EINPUT, "cannot stat %s: %s", path, strerror(errno));
 }
 
 /* Writes data to a new temporary file in dir (the same directory as the
@@ -249,9 +238,8 @@ static int file_present(const char *path, int *present, lfc_error *err) {
  * 0600 from its first byte and no existing file or symlink is followed. On
  * success tmp holds the file's path; on failure the file is gone and tmp is
  * empty. */
-static int write_temp(const char *dir, const char *name, const char *data,
-                      size_t len, mode_t mode, char tmp[LFC_PATH_MAX],
-                      lfc_error *err) {
+static int write_temp(const char *dir, const char *name, const char *data, size_t len, mode_t mode,
+                      char tmp[LFC_PATH_MAX], lfc_error *err) {
   unsigned int nonce = 0;
   int fd = -1;
   int n;
@@ -262,8 +250,7 @@ static int write_temp(const char *dir, const char *name, const char *data,
     rc = set_crypto_error(err, "drawing a temporary file name");
     goto out;
   }
-  n = snprintf(tmp, LFC_PATH_MAX, "%s/.%s.%ld.%08x.tmp", dir, name,
-               (long)getpid(), nonce);
+  n = snprintf(tmp, LFC_PATH_MAX, "%s/.%s.%ld.%08x.tmp", dir, name, (long)getpid(), nonce);
   if (n < 0 || n >= LFC_PATH_MAX) {
     tmp[0] = '\0';
     rc = set_error(err, LFC_EINVAL, "path too long in %.64s...", dir);
@@ -271,8 +258,7 @@ static int write_temp(const char *dir, const char *name, const char *data,
   }
   fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) {
-    rc = set_error(err, LFC_EIO, "cannot create %s: %s", tmp,
-                   strerror(errno));
+    rc = set_error(err, LFC_EIO, "cannot create %s: %s", tmp, strerror(errno));
     tmp[0] = '\0'; /* Not ours to unlink. */
     goto out;
   }
@@ -323,15 +309,13 @@ static int lock_dir(const char *dir, int *fd_out, lfc_error *err) {
 
   *fd_out = -1;
   if (fd < 0) {
-    return set_error(err, LFC_EIO, "cannot open directory %s: %s", dir,
-                     strerror(errno));
+    return set_error(err, LFC_EIO, "cannot open directory %s: %s", dir, strerror(errno));
   }
   while (flock(fd, LOCK_EX) != 0) {
     if (errno != EINTR) {
       int e = errno;
       close(fd);
-      return set_error(err, LFC_EIO, "cannot lock directory %s: %s", dir,
-                       strerror(e));
+      return set_error(err, LFC_EIO, "cannot lock directory %s: %s", dir, strerror(e));
     }
   }
   *fd_out = fd;
@@ -342,8 +326,7 @@ static int lock_dir(const char *dir, int *fd_out, lfc_error *err) {
  * directory say EINVAL; there is nothing more to do on them. */
 static int sync_dir(const char *dir, int fd, lfc_error *err) {
   if (fsync(fd) != 0 && errno != EINVAL) {
-    return set_error(err, LFC_EIO, "cannot fsync directory %s: %s", dir,
-                     strerror(errno));
+    return set_error(err, LFC_EIO, "cannot fsync directory %s: %s", dir, strerror(errno));
   }
   return LFC_OK;
 }
@@ -367,8 +350,8 @@ static long bio_bytes(BIO *bio, char **data) {
  * that the key matches the certificate and keep the old pair if not
  * (README.md).
  */
-static int publish_pair(const char *dir, const char *cert_name, BIO *cert_pem,
-                        const char *key_name, BIO *key_pem, lfc_error *err) {
+static int publish_pair(const char *dir, const char *cert_name, BIO *cert_pem, const char *key_name,
+                        BIO *key_pem, lfc_error *err) {
   char cert_path[LFC_PATH_MAX];
   char key_path[LFC_PATH_MAX];
   char cert_tmp[LFC_PATH_MAX] = "";
@@ -401,8 +384,7 @@ static int publish_pair(const char *dir, const char *cert_name, BIO *cert_pem,
     goto out;
   }
   if (rename(key_tmp, key_path) != 0) {
-    rc = set_error(err, LFC_EIO, "cannot rename %s to %s: %s", key_tmp,
-                   key_path, strerror(errno));
+    rc = set_error(err, LFC_EIO, "cannot rename %s to %s: %s", key_tmp, key_path, strerror(errno));
     goto out;
   }
   key_tmp[0] = '\0';
@@ -456,8 +438,7 @@ static int load_cert(const char *path, X509 **out, lfc_error *err) {
   }
   *out = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL);
   if (*out == NULL) {
-    rc = set_error(err, LFC_EINPUT, "%s does not hold a PEM certificate",
-                   path);
+    rc = set_error(err, LFC_EINPUT, "%s does not hold a PEM certificate", path);
     goto out;
   }
   rc = LFC_OK;
@@ -482,8 +463,7 @@ static int load_key(const char *path, EVP_PKEY **out, lfc_error *err) {
   }
   *out = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
   if (*out == NULL) {
-    rc = set_error(err, LFC_EINPUT,
-                   "%s does not hold an unencrypted PEM private key", path);
+    rc = set_error(err, LFC_EINPUT, "%s does not hold an unencrypted PEM private key", path);
     goto out;
   }
   rc = LFC_OK;
@@ -496,8 +476,7 @@ out:
 
 /* Loads dir/ca.crt and dir/ca.key and checks that they are a CA and its key.
  * On success the caller owns *cert and *key; on failure both are NULL. */
-static int load_ca(const char *dir, X509 **cert, EVP_PKEY **key,
-                   lfc_error *err) {
+static int load_ca(const char *dir, X509 **cert, EVP_PKEY **key, lfc_error *err) {
   char cert_path[LFC_PATH_MAX];
   char key_path[LFC_PATH_MAX];
   int rc;
@@ -525,8 +504,7 @@ static int load_ca(const char *dir, X509 **cert, EVP_PKEY **key,
     goto out;
   }
   if (X509_check_private_key(*cert, *key) != 1) {
-    rc = set_error(err, LFC_EINPUT, "%s is not the key of %s", key_path,
-                   cert_path);
+    rc = set_error(err, LFC_EINPUT, "%s is not the key of %s", key_path, cert_path);
     goto out;
   }
   rc = LFC_OK;
@@ -569,8 +547,7 @@ static lfc_key_type key_type_of(EVP_PKEY *key) {
 /* Sets a random positive 128-bit serial (RFC 5280 allows 20 octets; the CA/B
  * Forum asks for at least 64 random bits). A serial equal to `avoid` (the
  * certificate being rotated out) is drawn again. */
-static int set_random_serial(X509 *x, const ASN1_INTEGER *avoid,
-                             lfc_error *err) {
+static int set_random_serial(X509 *x, const ASN1_INTEGER *avoid, lfc_error *err) {
   unsigned char buf[16];
   BIGNUM *bn = NULL;
   int rc;
@@ -582,14 +559,12 @@ static int set_random_serial(X509 *x, const ASN1_INTEGER *avoid,
     }
     BN_free(bn);
     bn = BN_bin2bn(buf, sizeof buf, NULL);
-    if (bn == NULL ||
-        BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL) {
+    if (bn == NULL || BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL) {
       rc = set_crypto_error(err, "setting the serial number");
       goto out;
     }
     if (!BN_is_zero(bn) &&
-        (avoid == NULL ||
-         ASN1_INTEGER_cmp(avoid, X509_get0_serialNumber(x)) != 0)) {
+        (avoid == NULL || ASN1_INTEGER_cmp(avoid, X509_get0_serialNumber(x)) != 0)) {
       break;
     }
   }
@@ -603,8 +578,8 @@ out:
 
 /* Builds a subject of organizationName values then the commonName, the
  * order Kubernetes tooling writes them in. */
-static int make_name(const char *cn, const char *const *orgs, size_t n_orgs,
-                     X509_NAME **out, lfc_error *err) {
+static int make_name(const char *cn, const char *const *orgs, size_t n_orgs, X509_NAME **out,
+                     lfc_error *err) {
   X509_NAME *name = X509_NAME_new();
   int rc;
 
@@ -614,14 +589,13 @@ static int make_name(const char *cn, const char *const *orgs, size_t n_orgs,
   }
   for (size_t i = 0; i < n_orgs; i++) {
     if (X509_NAME_add_entry_by_NID(name, NID_organizationName, MBSTRING_UTF8,
-                                   (const unsigned char *)orgs[i], -1, -1,
-                                   0) != 1) {
+                                   (const unsigned char *)orgs[i], -1, -1, 0) != 1) {
       rc = set_crypto_error(err, "setting the organization");
       goto out;
     }
   }
-  if (X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8,
-                                 (const unsigned char *)cn, -1, -1, 0) != 1) {
+  if (X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8, (const unsigned char *)cn, -1,
+                                 -1, 0) != 1) {
     rc = set_crypto_error(err, "setting the common name");
     goto out;
   }
@@ -637,8 +611,7 @@ out:
 }
 
 /* Adds a DNS name unless it is already there (DNS compares without case). */
-static int san_add_dns(GENERAL_NAMES *gens, const char *name,
-                       lfc_error *err) {
+static int san_add_dns(GENERAL_NAMES *gens, const char *name, lfc_error *err) {
   GENERAL_NAME *gn = NULL;
   ASN1_IA5STRING *s = NULL;
   size_t len = strlen(name);
@@ -646,10 +619,8 @@ static int san_add_dns(GENERAL_NAMES *gens, const char *name,
 
   for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
     const GENERAL_NAME *have = sk_GENERAL_NAME_value(gens, i);
-    if (have->type == GEN_DNS &&
-        (size_t)ASN1_STRING_length(have->d.dNSName) == len &&
-        strncasecmp((const char *)ASN1_STRING_get0_data(have->d.dNSName),
-                    name, len) == 0) {
+    if (have->type == GEN_DNS && (size_t)ASN1_STRING_length(have->d.dNSName) == len &&
+        strncasecmp((const char *)ASN1_STRING_get0_data(have->d.dNSName), name, len) == 0) {
       return LFC_OK;
     }
   }
@@ -688,15 +659,12 @@ static int san_add_ip(GENERAL_NAMES *gens, const char *text, lfc_error *err) {
   } else if (inet_pton(AF_INET6, text, addr) == 1) {
     len = 16;
   } else {
-    return set_error(err, LFC_EINVAL,
-                     "'%.64s' is not an IPv4 or IPv6 address", text);
+    return set_error(err, LFC_EINVAL, "'%.64s' is not an IPv4 or IPv6 address", text);
   }
   for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
     const GENERAL_NAME *have = sk_GENERAL_NAME_value(gens, i);
-    if (have->type == GEN_IPADD &&
-        ASN1_STRING_length(have->d.iPAddress) == len &&
-        memcmp(ASN1_STRING_get0_data(have->d.iPAddress), addr,
-               (size_t)len) == 0) {
+    if (have->type == GEN_IPADD && ASN1_STRING_length(have->d.iPAddress) == len &&
+        memcmp(ASN1_STRING_get0_data(have->d.iPAddress), addr, (size_t)len) == 0) {
       return LFC_OK;
     }
   }
@@ -723,16 +691,14 @@ out:
 
 /* Checks the serving names and builds the subjectAltName list: the two
  * in-cluster names of the Service, then --dns, then --ip. */
-static int make_serving_san(const lfc_serving_opts *o, GENERAL_NAMES **out,
-                            lfc_error *err) {
+static int make_serving_san(const lfc_serving_opts *o, GENERAL_NAMES **out, lfc_error *err) {
   GENERAL_NAMES *gens = NULL;
   /* Two labels of 63, the dots and ".svc.cluster.local" fit easily. */
   char svc[2 * LFC_LABEL_MAX + 32];
   int rc;
 
   if (o->n_dns > LFC_DNS_MAX || o->n_ips > LFC_IP_MAX) {
-    rc = set_error(err, LFC_EINVAL, "at most %d DNS names and %d IPs",
-                   LFC_DNS_MAX, LFC_IP_MAX);
+    rc = set_error(err, LFC_EINVAL, "at most %d DNS names and %d IPs", LFC_DNS_MAX, LFC_IP_MAX);
     goto out;
   }
   gens = sk_GENERAL_NAME_new_null();
@@ -745,16 +711,14 @@ static int make_serving_san(const lfc_serving_opts *o, GENERAL_NAMES **out,
   if (rc != LFC_OK) {
     goto out;
   }
-  snprintf(svc, sizeof svc, "%s.%s.svc.cluster.local", o->service,
-           o->namespace_);
+  snprintf(svc, sizeof svc, "%s.%s.svc.cluster.local", o->service, o->namespace_);
   rc = san_add_dns(gens, svc, err);
   if (rc != LFC_OK) {
     goto out;
   }
   for (size_t i = 0; i < o->n_dns; i++) {
     if (!is_dns_name(o->dns[i])) {
-      rc = set_error(err, LFC_EINVAL, "'%.64s' is not a valid DNS name",
-                     o->dns[i]);
+      rc = set_error(err, LFC_EINVAL, "'%.64s' is not a valid DNS name", o->dns[i]);
       goto out;
     }
     rc = san_add_dns(gens, o->dns[i], err);
@@ -779,8 +743,7 @@ out:
   return rc;
 }
 
-static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value,
-                   lfc_error *err) {
+static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value, lfc_error *err) {
   X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
   int ok;
 
@@ -800,10 +763,9 @@ static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value,
  * may be NULL). For KIND_CA, issuer and issuer_key are NULL and the
  * certificate signs itself. On success the caller owns *out.
  */
-static int issue(cert_kind kind, EVP_PKEY *key, const X509_NAME *subject,
-                 GENERAL_NAMES *san, X509 *issuer, EVP_PKEY *issuer_key,
-                 int days, time_t now, const ASN1_INTEGER *avoid_serial,
-                 X509 **out, lfc_error *err) {
+static int issue(cert_kind kind, EVP_PKEY *key, const X509_NAME *subject, GENERAL_NAMES *san,
+                 X509 *issuer, EVP_PKEY *issuer_key, int days, time_t now,
+                 const ASN1_INTEGER *avoid_serial, X509 **out, lfc_error *err) {
   X509 *x = X509_new();
   X509V3_CTX ctx;
   int rsa = EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA;
@@ -821,15 +783,13 @@ static int issue(cert_kind kind, EVP_PKEY *key, const X509_NAME *subject,
   if (rc != LFC_OK) {
     goto out;
   }
-  if (ASN1_TIME_adj(X509_getm_notBefore(x), now, 0, -LFC_BACKDATE_SECONDS) ==
-          NULL ||
+  if (ASN1_TIME_adj(X509_getm_notBefore(x), now, 0, -LFC_BACKDATE_SECONDS) == NULL ||
       ASN1_TIME_adj(X509_getm_notAfter(x), now, days, 0) == NULL) {
     rc = set_crypto_error(err, "setting the validity period");
     goto out;
   }
   if (X509_set_subject_name(x, subject) != 1 ||
-      X509_set_issuer_name(x, issuer != NULL ? X509_get_subject_name(issuer)
-                                             : subject) != 1 ||
+      X509_set_issuer_name(x, issuer != NULL ? X509_get_subject_name(issuer) : subject) != 1 ||
       X509_set_pubkey(x, key) != 1) {
     rc = set_crypto_error(err, "setting the subject, issuer and public key");
     goto out;
@@ -839,11 +799,9 @@ static int issue(cert_kind kind, EVP_PKEY *key, const X509_NAME *subject,
   X509V3_set_ctx(&ctx, issuer != NULL ? issuer : x, x, NULL, NULL, 0);
   if (kind == KIND_CA) {
     /* pathlen 0: this CA signs leaves only, never another CA. */
-    rc = add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0",
-                 err);
+    rc = add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0", err);
     if (rc == LFC_OK) {
-      rc = add_ext(x, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign",
-                   err);
+      rc = add_ext(x, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign", err);
     }
     if (rc == LFC_OK) {
       rc = add_ext(x, &ctx, NID_subject_key_identifier, "hash", err);
@@ -853,13 +811,12 @@ static int issue(cert_kind kind, EVP_PKEY *key, const X509_NAME *subject,
     if (rc == LFC_OK) {
       /* RSA key exchange (TLS 1.2 without ECDHE) encrypts to the key. */
       rc = add_ext(x, &ctx, NID_key_usage,
-                   rsa ? "critical,digitalSignature,keyEncipherment"
-                       : "critical,digitalSignature",
+                   rsa ? "critical,digitalSignature,keyEncipherment" : "critical,digitalSignature",
                    err);
     }
     if (rc == LFC_OK) {
-      rc = add_ext(x, &ctx, NID_ext_key_usage,
-                   kind == KIND_SERVER ? "serverAuth" : "clientAuth", err);
+      rc = add_ext(x, &ctx, NID_ext_key_usage, kind == KIND_SERVER ? "serverAuth" : "clientAuth",
+                   err);
     }
     if (rc == LFC_OK) {
       rc = add_ext(x, &ctx, NID_subject_key_identifier, "hash", err);
@@ -871,9 +828,7 @@ static int issue(cert_kind kind, EVP_PKEY *key, const X509_NAME *subject,
   if (rc != LFC_OK) {
     goto out;
   }
-  if (san != NULL &&
-      X509_add1_ext_i2d(x, NID_subject_alt_name, san, 0, X509V3_ADD_DEFAULT) !=
-          1) {
+  if (san != NULL && X509_add1_ext_i2d(x, NID_subject_alt_name, san, 0, X509V3_ADD_DEFAULT) != 1) {
     rc = set_crypto_error(err, "adding the subjectAltName");
     goto out;
   }
@@ -895,8 +850,7 @@ out:
 /* PEM-encodes a certificate and its key into memory BIOs. The key goes into
  * a secure-memory BIO, which wipes its buffer when it grows and when it is
  * freed, so no copy of the key outlives the call. */
-static int encode_pair(X509 *cert, EVP_PKEY *key, BIO **cert_pem,
-                       BIO **key_pem, lfc_error *err) {
+static int encode_pair(X509 *cert, EVP_PKEY *key, BIO **cert_pem, BIO **key_pem, lfc_error *err) {
   int rc;
 
   *cert_pem = BIO_new(BIO_s_mem());
@@ -910,8 +864,7 @@ static int encode_pair(X509 *cert, EVP_PKEY *key, BIO **cert_pem,
     goto out;
   }
   /* PKCS#8, unencrypted: what Kubernetes, Go and GnuTLS all read. */
-  if (PEM_write_bio_PrivateKey(*key_pem, key, NULL, NULL, 0, NULL, NULL) !=
-      1) {
+  if (PEM_write_bio_PrivateKey(*key_pem, key, NULL, NULL, 0, NULL, NULL) != 1) {
     rc = set_crypto_error(err, "encoding the private key");
     goto out;
   }
@@ -928,13 +881,11 @@ out:
 }
 
 /* Makes a key and a certificate for it and publishes both in dir. */
-static int make_and_publish(const char *dir, cert_kind kind,
-                            lfc_key_type key_type, const X509_NAME *subject,
-                            GENERAL_NAMES *san, X509 *ca, EVP_PKEY *ca_key,
-                            int days, time_t now,
-                            const ASN1_INTEGER *avoid_serial,
-                            const char *cert_name, const char *key_name,
-                            lfc_error *err) {
+static int make_and_publish(const char *dir, cert_kind kind, lfc_key_type key_type,
+                            const X509_NAME *subject, GENERAL_NAMES *san, X509 *ca,
+                            EVP_PKEY *ca_key, int days, time_t now,
+                            const ASN1_INTEGER *avoid_serial, const char *cert_name,
+                            const char *key_name, lfc_error *err) {
   EVP_PKEY *key = NULL;
   X509 *cert = NULL;
   BIO *cert_pem = NULL;
@@ -945,8 +896,7 @@ static int make_and_publish(const char *dir, cert_kind kind,
   if (rc != LFC_OK) {
     goto out;
   }
-  rc = issue(kind, key, subject, san, ca, ca_key, days, now, avoid_serial,
-             &cert, err);
+  rc = issue(kind, key, subject, san, ca, ca_key, days, now, avoid_serial, &cert, err);
   if (rc != LFC_OK) {
     goto out;
   }
@@ -1047,9 +997,8 @@ int lfc_ca_create(const lfc_ca_opts *o, lfc_error *err) {
   if (rc != LFC_OK) {
     goto out;
   }
-  rc = make_and_publish(dir, KIND_CA, o->key_type, subject, NULL, NULL, NULL,
-                        days, o->now, NULL, LFC_CA_CERT_FILE, LFC_CA_KEY_FILE,
-                        err);
+  rc = make_and_publish(dir, KIND_CA, o->key_type, subject, NULL, NULL, NULL, days, o->now, NULL,
+                        LFC_CA_CERT_FILE, LFC_CA_KEY_FILE, err);
 
 out:
   X509_NAME_free(subject);
@@ -1104,8 +1053,7 @@ out:
 /* ------------------------------------------------------------------------ */
 /* Serving and client certificates                                           */
 
-static int check_serving(const lfc_serving_opts *o, int names_required,
-                         int *days, lfc_error *err) {
+static int check_serving(const lfc_serving_opts *o, int names_required, int *days, lfc_error *err) {
   int rc = check_days(o->days, LFC_LEAF_DAYS_DEFAULT, days, err);
 
   if (rc == LFC_OK) {
@@ -1117,8 +1065,7 @@ static int check_serving(const lfc_serving_opts *o, int names_required,
   if (rc != LFC_OK) {
     return rc;
   }
-  if ((o->service == NULL) != (o->namespace_ == NULL) ||
-      (names_required && o->service == NULL)) {
+  if ((o->service == NULL) != (o->namespace_ == NULL) || (names_required && o->service == NULL)) {
     return set_error(err, LFC_EINVAL,
                      "a serving certificate needs both a service and a "
                      "namespace");
@@ -1141,8 +1088,7 @@ static int check_serving(const lfc_serving_opts *o, int names_required,
 /* The default serving commonName. commonName is only informative for
  * serving certificates (clients match the subjectAltName), but must fit
  * 64 bytes. */
-static int make_serving_subject(const lfc_serving_opts *o, X509_NAME **out,
-                                lfc_error *err) {
+static int make_serving_subject(const lfc_serving_opts *o, X509_NAME **out, lfc_error *err) {
   char cn[2 * LFC_LABEL_MAX + 16];
   const char *use = o->cn;
 
@@ -1178,9 +1124,8 @@ int lfc_serving_create(const lfc_serving_opts *o, lfc_error *err) {
   if (rc != LFC_OK) {
     goto out;
   }
-  rc = make_and_publish(dir, KIND_SERVER, o->key_type, subject, san, ca,
-                        ca_key, days, o->now, NULL, LFC_SERVING_CERT_FILE,
-                        LFC_SERVING_KEY_FILE, err);
+  rc = make_and_publish(dir, KIND_SERVER, o->key_type, subject, san, ca, ca_key, days, o->now, NULL,
+                        LFC_SERVING_CERT_FILE, LFC_SERVING_KEY_FILE, err);
 
 out:
   X509_NAME_free(subject);
@@ -1192,8 +1137,7 @@ out:
 
 /* Copies the commonName of cert (read from path) into cn, for a rotation
  * that changes the organizations but keeps the name. */
-static int current_cn(X509 *cert, const char *path, char cn[LFC_CN_MAX + 1],
-                      lfc_error *err) {
+static int current_cn(X509 *cert, const char *path, char cn[LFC_CN_MAX + 1], lfc_error *err) {
   const X509_NAME *name = X509_get_subject_name(cert);
   int idx = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
   const ASN1_STRING *data;
@@ -1253,9 +1197,8 @@ int lfc_serving_rotate(const lfc_serving_opts *o, lfc_error *err) {
   if (X509_check_issued(ca, current) != X509_V_OK ||
       X509_verify(current, X509_get0_pubkey(ca)) != 1) {
     ERR_clear_error();
-    rc = set_error(err, LFC_EINPUT,
-                   "%s was not issued by %s/%s; use 'serving' to start over",
-                   path, dir, LFC_CA_CERT_FILE);
+    rc = set_error(err, LFC_EINPUT, "%s was not issued by %s/%s; use 'serving' to start over", path,
+                   dir, LFC_CA_CERT_FILE);
     goto out;
   }
   if (o->service != NULL) {
@@ -1282,8 +1225,7 @@ int lfc_serving_rotate(const lfc_serving_opts *o, lfc_error *err) {
         rc = current_cn(current, path, cn, err);
       }
       if (rc == LFC_OK) {
-        rc = make_name(o->cn != NULL ? o->cn : cn, o->orgs, o->n_orgs,
-                       &subject, err);
+        rc = make_name(o->cn != NULL ? o->cn : cn, o->orgs, o->n_orgs, &subject, err);
       }
       if (rc != LFC_OK) {
         goto out;
@@ -1299,9 +1241,9 @@ int lfc_serving_rotate(const lfc_serving_opts *o, lfc_error *err) {
   if (key_type == LFC_KEY_DEFAULT) {
     key_type = key_type_of(X509_get0_pubkey(current));
   }
-  rc = make_and_publish(dir, KIND_SERVER, key_type, subject, san, ca, ca_key,
-                        days, o->now, X509_get0_serialNumber(current),
-                        LFC_SERVING_CERT_FILE, LFC_SERVING_KEY_FILE, err);
+  rc = make_and_publish(dir, KIND_SERVER, key_type, subject, san, ca, ca_key, days, o->now,
+                        X509_get0_serialNumber(current), LFC_SERVING_CERT_FILE,
+                        LFC_SERVING_KEY_FILE, err);
 
 out:
   X509_NAME_free(subject);
@@ -1330,8 +1272,7 @@ static int is_prefix(const char *s) {
 
 int lfc_client_create(const lfc_client_opts *o, lfc_error *err) {
   const char *dir = dir_or_dot(o->dir);
-  const char *prefix =
-      o->out_prefix != NULL ? o->out_prefix : LFC_CLIENT_PREFIX_DEFAULT;
+  const char *prefix = o->out_prefix != NULL ? o->out_prefix : LFC_CLIENT_PREFIX_DEFAULT;
   char cert_name[LFC_PREFIX_MAX + 8];
   char key_name[LFC_PREFIX_MAX + 8];
   X509 *ca = NULL;
@@ -1374,8 +1315,8 @@ int lfc_client_create(const lfc_client_opts *o, lfc_error *err) {
   if (rc != LFC_OK) {
     goto out;
   }
-  rc = make_and_publish(dir, KIND_CLIENT, o->key_type, subject, NULL, ca,
-                        ca_key, days, o->now, NULL, cert_name, key_name, err);
+  rc = make_and_publish(dir, KIND_CLIENT, o->key_type, subject, NULL, ca, ca_key, days, o->now,
+                        NULL, cert_name, key_name, err);
 
 out:
   X509_NAME_free(subject);

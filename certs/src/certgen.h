@@ -69,15 +69,15 @@ typedef struct lfc_error {
  * minutes behind ours still accepts a certificate made just now. */
 #define LFC_BACKDATE_SECONDS 300
 
-#define LFC_DNS_MAX 32        /* --dns names on one certificate. */
-#define LFC_IP_MAX 32         /* --ip addresses on one certificate. */
-#define LFC_ORG_MAX 16        /* --org values (Kubernetes groups) on one cert. */
-#define LFC_DNS_NAME_MAX 253  /* RFC 1035 bound on a DNS name. */
-#define LFC_LABEL_MAX 63      /* --service and --namespace are DNS-1123 labels. */
-#define LFC_CN_MAX 64         /* X.509 upper bound on commonName. */
-#define LFC_ORG_LEN_MAX 64    /* X.509 upper bound on organizationName. */
-#define LFC_PREFIX_MAX 64     /* --out-prefix. */
-#define LFC_PATH_MAX 4096     /* Any path we build, NUL included. */
+#define LFC_DNS_MAX 32       /* --dns names on one certificate. */
+#define LFC_IP_MAX 32        /* --ip addresses on one certificate. */
+#define LFC_ORG_MAX 16       /* --org values (Kubernetes groups) on one cert. */
+#define LFC_DNS_NAME_MAX 253 /* RFC 1035 bound on a DNS name. */
+#define LFC_LABEL_MAX 63     /* --service and --namespace are DNS-1123 labels. */
+#define LFC_CN_MAX 64        /* X.509 upper bound on commonName. */
+#define LFC_ORG_LEN_MAX 64   /* X.509 upper bound on organizationName. */
+#define LFC_PREFIX_MAX 64    /* --out-prefix. */
+#define LFC_PATH_MAX 4096    /* Any path we build, NUL included. */
 
 typedef enum lfc_key_type {
   LFC_KEY_DEFAULT = 0, /* ECDSA P-256; for a rotation: the current key's type. */
@@ -95,14 +95,14 @@ const char *lfc_key_type_name(lfc_key_type type);
 /* The CA                                                                    */
 
 typedef struct lfc_ca_opts {
-  const char *dir;           /* Output directory; NULL means ".". */
-  const char *cn;            /* NULL means LFC_CA_CN_DEFAULT. */
-  const char *const *orgs;   /* organizationName values, n_orgs of them. */
+  const char *dir;         /* Output directory; NULL means ".". */
+  const char *cn;          /* NULL means LFC_CA_CN_DEFAULT. */
+  const char *const *orgs; /* organizationName values, n_orgs of them. */
   size_t n_orgs;
-  int days;                  /* 0 means LFC_CA_DAYS_DEFAULT. */
+  int days; /* 0 means LFC_CA_DAYS_DEFAULT. */
   lfc_key_type key_type;
-  int force;                 /* Non-zero: replace an existing CA. */
-  time_t now;                /* Start of validity (minus the backdate). */
+  int force;  /* Non-zero: replace an existing CA. */
+  time_t now; /* Start of validity (minus the backdate). */
 } lfc_ca_opts;
 
 /* Makes a new self-signed CA (basicConstraints CA:TRUE, pathlen 0; keyUsage
@@ -126,18 +126,18 @@ int lfc_ca_bundle(const char *dir, char **out, lfc_error *err);
 /* Serving and client certificates                                           */
 
 typedef struct lfc_serving_opts {
-  const char *dir;           /* Holds the CA; gets tls.crt and tls.key. NULL: ".". */
-  const char *service;       /* The webhook's Service name. */
-  const char *namespace_;    /* Its namespace. */
-  const char *const *dns;    /* Extra DNS names, n_dns of them. */
+  const char *dir;        /* Holds the CA; gets tls.crt and tls.key. NULL: ".". */
+  const char *service;    /* The webhook's Service name. */
+  const char *namespace_; /* Its namespace. */
+  const char *const *dns; /* Extra DNS names, n_dns of them. */
   size_t n_dns;
-  const char *const *ips;    /* Extra IPv4/IPv6 addresses as text, n_ips of them. */
+  const char *const *ips; /* Extra IPv4/IPv6 addresses as text, n_ips of them. */
   size_t n_ips;
-  const char *cn;            /* NULL: "<service>.<namespace>.svc" (or the
+  const char *cn; /* NULL: "<service>.<namespace>.svc" (or the
                               * service alone when that is over 64 bytes). */
   const char *const *orgs;
   size_t n_orgs;
-  int days;                  /* 0 means LFC_LEAF_DAYS_DEFAULT. */
+  int days; /* 0 means LFC_LEAF_DAYS_DEFAULT. */
   lfc_key_type key_type;
   time_t now;
 } lfc_serving_opts;
@@ -167,12 +167,12 @@ int lfc_serving_create(const lfc_serving_opts *opts, lfc_error *err);
 int lfc_serving_rotate(const lfc_serving_opts *opts, lfc_error *err);
 
 typedef struct lfc_client_opts {
-  const char *dir;           /* Holds the CA; gets <prefix>.crt and .key. */
-  const char *out_prefix;    /* NULL means LFC_CLIENT_PREFIX_DEFAULT. */
-  const char *cn;            /* Required: the Kubernetes user name. */
-  const char *const *orgs;   /* The Kubernetes groups, e.g. system:masters. */
+  const char *dir;         /* Holds the CA; gets <prefix>.crt and .key. */
+  const char *out_prefix;  /* NULL means LFC_CLIENT_PREFIX_DEFAULT. */
+  const char *cn;          /* Required: the Kubernetes user name. */
+  const char *const *orgs; /* The Kubernetes groups, e.g. system:masters. */
   size_t n_orgs;
-  int days;                  /* 0 means LFC_LEAF_DAYS_DEFAULT. */
+  int days; /* 0 means LFC_LEAF_DAYS_DEFAULT. */
   lfc_key_type key_type;
   time_t now;
 } lfc_client_opts;

@@ -84,8 +84,8 @@ typedef struct args {
   size_t n_ips;
   const char *orgs[LFC_ORG_MAX];
   size_t n_orgs;
-  int days;     /* 0: the command's default. */
-  int ca_days;  /* 0: LFC_CA_DAYS_DEFAULT. */
+  int days;    /* 0: the command's default. */
+  int ca_days; /* 0: LFC_CA_DAYS_DEFAULT. */
   lfc_key_type key_type;
   int force;
   unsigned seen; /* Bit per flag_id, to refuse a single-valued flag twice. */
@@ -150,8 +150,7 @@ static int run_ca(const args *a) {
   if (rc != LFC_OK) {
     return fail("ca", rc, &err);
   }
-  printf("wrote %s/%s and %s/%s\n", dir_of(a), LFC_CA_KEY_FILE, dir_of(a),
-         LFC_CA_CERT_FILE);
+  printf("wrote %s/%s and %s/%s\n", dir_of(a), LFC_CA_KEY_FILE, dir_of(a), LFC_CA_CERT_FILE);
   return EXIT_SUCCESS;
 }
 
@@ -167,8 +166,8 @@ static int make_serving(const args *a, const char *cmd) {
   if (rc != LFC_OK) {
     return fail(cmd, rc, &err);
   }
-  printf("wrote %s/%s and %s/%s\n", dir_of(a), LFC_SERVING_KEY_FILE,
-         dir_of(a), LFC_SERVING_CERT_FILE);
+  printf("wrote %s/%s and %s/%s\n", dir_of(a), LFC_SERVING_KEY_FILE, dir_of(a),
+         LFC_SERVING_CERT_FILE);
   return EXIT_SUCCESS;
 }
 
@@ -186,16 +185,15 @@ static int run_rotate(const args *a) {
   if (rc != LFC_OK) {
     return fail("rotate", rc, &err);
   }
-  printf("rotated %s/%s and %s/%s\n", dir_of(a), LFC_SERVING_KEY_FILE,
-         dir_of(a), LFC_SERVING_CERT_FILE);
+  printf("rotated %s/%s and %s/%s\n", dir_of(a), LFC_SERVING_KEY_FILE, dir_of(a),
+         LFC_SERVING_CERT_FILE);
   return EXIT_SUCCESS;
 }
 
 static int run_client(const args *a) {
   lfc_client_opts o;
   lfc_error err;
-  const char *prefix =
-      a->out_prefix != NULL ? a->out_prefix : LFC_CLIENT_PREFIX_DEFAULT;
+  const char *prefix = a->out_prefix != NULL ? a->out_prefix : LFC_CLIENT_PREFIX_DEFAULT;
   int rc;
 
   memset(&o, 0, sizeof o);
@@ -211,8 +209,7 @@ static int run_client(const args *a) {
   if (rc != LFC_OK) {
     return fail("client", rc, &err);
   }
-  printf("wrote %s/%s.key and %s/%s.crt\n", dir_of(a), prefix, dir_of(a),
-         prefix);
+  printf("wrote %s/%s.key and %s/%s.crt\n", dir_of(a), prefix, dir_of(a), prefix);
   return EXIT_SUCCESS;
 }
 
@@ -227,8 +224,7 @@ static int run_ca_bundle(const args *a) {
   }
   rc = EXIT_SUCCESS;
   if (printf("%s\n", b64) < 0 || fflush(stdout) != 0) {
-    fprintf(stderr, PROG " ca-bundle: writing to stdout failed: %s\n",
-            strerror(errno));
+    fprintf(stderr, PROG " ca-bundle: writing to stdout failed: %s\n", strerror(errno));
     rc = EXIT_FAILURE;
   }
   free(b64);
@@ -255,8 +251,7 @@ static int run_all(const args *a) {
     if (rc != LFC_OK) {
       return fail("all", rc, &err);
     }
-    printf("wrote %s/%s and %s/%s\n", dir_of(a), LFC_CA_KEY_FILE, dir_of(a),
-           LFC_CA_CERT_FILE);
+    printf("wrote %s/%s and %s/%s\n", dir_of(a), LFC_CA_KEY_FILE, dir_of(a), LFC_CA_CERT_FILE);
   } else {
     printf("kept the CA in %s/%s\n", dir_of(a), LFC_CA_CERT_FILE);
   }
@@ -359,8 +354,7 @@ static const command commands[] = {
      "webhook configuration.",
      run_ca_bundle, ca_bundle_flags},
     {"all", "all --service NAME --namespace NS [flags]",
-     "Makes the CA if --dir has none, then a serving pair: the one-shot.",
-     run_all, all_flags},
+     "Makes the CA if --dir has none, then a serving pair: the one-shot.", run_all, all_flags},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -372,12 +366,11 @@ static void print_tool_usage(FILE *f) {
   for (size_t i = 0; i < N_COMMANDS; i++) {
     fprintf(f, "  %s\n", commands[i].synopsis);
   }
-  fprintf(f,
-          "\nFiles in --dir: ca.crt, ca.key, tls.crt, tls.key, client.crt,\n"
-          "client.key. Keys are written with mode 0600.\n"
-          "Run '" PROG " <command> --help' for a command's flags.\n"
-          "Exit status: 0 done, 1 I/O or crypto failure, 2 bad usage or "
-          "input.\n");
+  fprintf(f, "\nFiles in --dir: ca.crt, ca.key, tls.crt, tls.key, client.crt,\n"
+             "client.key. Keys are written with mode 0600.\n"
+             "Run '" PROG " <command> --help' for a command's flags.\n"
+             "Exit status: 0 done, 1 I/O or crypto failure, 2 bad usage or "
+             "input.\n");
 }
 
 static void print_command_help(const command *c) {
@@ -402,20 +395,18 @@ static void print_command_help(const command *c) {
 /* Parsing                                                                   */
 
 static int usage_error(const command *c, const char *what, const char *arg) {
-  fprintf(stderr, PROG " %s: %s%s%s (see '" PROG " %s --help')\n", c->name,
-          what, arg != NULL ? " " : "", arg != NULL ? arg : "", c->name);
+  fprintf(stderr, PROG " %s: %s%s%s (see '" PROG " %s --help')\n", c->name, what,
+          arg != NULL ? " " : "", arg != NULL ? arg : "", c->name);
   return EXIT_USAGE;
 }
 
-static int parse_days(const command *c, const char *flag, const char *text,
-                      int *out) {
+static int parse_days(const command *c, const char *flag, const char *text, int *out) {
   char *end = NULL;
   long v;
 
   errno = 0;
   v = strtol(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || v < 1 ||
-      v > LFC_DAYS_MAX) {
+  if (errno != 0 || end == text || *end != '\0' || v < 1 || v > LFC_DAYS_MAX) {
     fprintf(stderr,
             PROG " %s: --%s must be a whole number of days, 1..%d, not "
                  "'%.32s' (see '" PROG " %s --help')\n",
@@ -427,27 +418,25 @@ static int parse_days(const command *c, const char *flag, const char *text,
 }
 
 /* Appends a repeatable flag's value, within the list's bound. */
-static int push(const command *c, const char *flag, const char **list,
-                size_t *n, size_t max, const char *value) {
+static int push(const command *c, const char *flag, const char **list, size_t *n, size_t max,
+                const char *value) {
   if (*n >= max) {
-    fprintf(stderr, PROG " %s: at most %zu --%s flags (see '" PROG
-                         " %s --help')\n",
-            c->name, max, flag, c->name);
+    fprintf(stderr, PROG " %s: at most %zu --%s flags (see '" PROG " %s --help')\n", c->name, max,
+            flag, c->name);
     return EXIT_USAGE;
   }
   list[(*n)++] = value;
   return 0;
 }
 
-static int take_flag(const command *c, args *a, flag_id id,
-                     const char *value) {
+static int take_flag(const command *c, args *a, flag_id id, const char *value) {
   const char *name = flag_specs[id].name;
   lfc_error err;
   int repeatable = id == F_DNS || id == F_IP || id == F_ORG;
 
   if (!repeatable && (a->seen & (1u << id)) != 0) {
-    fprintf(stderr, PROG " %s: --%s given twice (see '" PROG " %s --help')\n",
-            c->name, name, c->name);
+    fprintf(stderr, PROG " %s: --%s given twice (see '" PROG " %s --help')\n", c->name, name,
+            c->name);
     return EXIT_USAGE;
   }
   a->seen |= 1u << id;
@@ -502,8 +491,7 @@ static int parse_flags(const command *c, int argc, char **argv, args *a) {
   memset(opts, 0, sizeof opts);
   for (const flag_doc *d = c->flags;; d++) {
     opts[n].name = flag_specs[d->id].name;
-    opts[n].has_arg =
-        flag_specs[d->id].metavar != NULL ? required_argument : no_argument;
+    opts[n].has_arg = flag_specs[d->id].metavar != NULL ? required_argument : no_argument;
     opts[n].val = (int)d->id;
     n++;
     if (d->id == F_HELP) {
@@ -545,8 +533,7 @@ static int parse_flags(const command *c, int argc, char **argv, args *a) {
 /* The flags each command cannot do without. Checked here, before any work,
  * so the message can name the flag. */
 static int check_required(const command *c, const args *a) {
-  int needs_names = strcmp(c->name, "serving") == 0 ||
-                    strcmp(c->name, "all") == 0;
+  int needs_names = strcmp(c->name, "serving") == 0 || strcmp(c->name, "all") == 0;
 
   if (needs_names && a->service == NULL) {
     return usage_error(c, "--service is required", NULL);
@@ -554,8 +541,7 @@ static int check_required(const command *c, const args *a) {
   if (needs_names && a->namespace_ == NULL) {
     return usage_error(c, "--namespace is required", NULL);
   }
-  if (strcmp(c->name, "rotate") == 0 &&
-      (a->service == NULL) != (a->namespace_ == NULL)) {
+  if (strcmp(c->name, "rotate") == 0 && (a->service == NULL) != (a->namespace_ == NULL)) {
     return usage_error(c, "--service and --namespace go together", NULL);
   }
   if (strcmp(c->name, "client") == 0 && a->cn == NULL) {
@@ -588,8 +574,7 @@ int main(int argc, char **argv) {
     }
   }
   if (c == NULL) {
-    fprintf(stderr, PROG ": unknown command '%.64s' (see '" PROG " --help')\n",
-            argv[1]);
+    fprintf(stderr, PROG ": unknown command '%.64s' (see '" PROG " --help')\n", argv[1]);
     return EXIT_USAGE;
   }
   memset(&a, 0, sizeof a);
@@ -606,8 +591,7 @@ int main(int argc, char **argv) {
   }
   rc = c->run(&a);
   if (fflush(stdout) != 0 && rc == EXIT_SUCCESS) {
-    fprintf(stderr, PROG " %s: writing to stdout failed: %s\n", c->name,
-            strerror(errno));
+    fprintf(stderr, PROG " %s: writing to stdout failed: %s\n", c->name, strerror(errno));
     rc = EXIT_FAILURE;
   }
   return rc;

@@ -224,9 +224,10 @@ static void deny_missing(const lf_request *req, const lf_lease *lease, lf_decisi
                         "stamps the object (a merge patch) and then deletes that version with a "
                         "resourceVersion precondition. ");
   } else if (req->subresource != NULL && req->subresource[0] != '\0') {
-    lf__sbuf_printf(&b, " and a write to its %s subresource must carry the stamp in fieldManager "
-                        "(fieldManager=" LF_STAMP_PREFIX "<term>:<lease-uid>:<holder>), because "
-                        "the API server resets metadata on subresource writes. ",
+    lf__sbuf_printf(&b,
+                    " and a write to its %s subresource must carry the stamp in fieldManager "
+                    "(fieldManager=" LF_STAMP_PREFIX "<term>:<lease-uid>:<holder>), because "
+                    "the API server resets metadata on subresource writes. ",
                     req->subresource);
   } else {
     lf__sbuf_printf(&b, " but the write carries no " LF_ANNOTATION_STAMP
@@ -249,8 +250,9 @@ static bool check_against_lease(const lf_request *req, const lf_stamp *s, const 
     begin(&b, req, out, false, LF_R_LEASE_RECREATED);
     lf__sbuf_printf(&b, "the stamp names Lease uid %s, but ", s->lease_uid);
     lease_name(&b, &lease->ref);
-    lf__sbuf_printf(&b, " now has uid %s: it was deleted and re-created after the writer's view. "
-                        "The writer must win the election on the new Lease and stamp with its uid.",
+    lf__sbuf_printf(&b,
+                    " now has uid %s: it was deleted and re-created after the writer's view. "
+                    "The writer must win the election on the new Lease and stamp with its uid.",
                     lease->uid);
     out->retry_live = true;
     return false;
@@ -258,8 +260,9 @@ static bool check_against_lease(const lf_request *req, const lf_stamp *s, const 
   if (lease->holder[0] == '\0') {
     begin(&b, req, out, false, LF_R_LEASE_RELEASED);
     lease_name(&b, &lease->ref);
-    lf__sbuf_printf(&b, " has no holder (released or never acquired) in term %d, so nobody may "
-                        "write; the stamp presents term %d. Wait for a leader to acquire the Lease.",
+    lf__sbuf_printf(&b,
+                    " has no holder (released or never acquired) in term %d, so nobody may "
+                    "write; the stamp presents term %d. Wait for a leader to acquire the Lease.",
                     (int)lease->transitions, (int)s->term);
     out->retry_live = true;
     return false;
@@ -272,8 +275,9 @@ static bool check_against_lease(const lf_request *req, const lf_stamp *s, const 
     lf__sbuf_printf(&b, " in term %d, but ", (int)s->term);
     expected_now(&b, lease);
     if (stale) {
-      lf__sbuf_printf(&b, ". This writer is no longer the leader and must stop writing; if it "
-                          "should lead, it must win the election again and stamp with the new term.");
+      lf__sbuf_printf(&b,
+                      ". This writer is no longer the leader and must stop writing; if it "
+                      "should lead, it must win the election again and stamp with the new term.");
     } else {
       lf__sbuf_printf(&b, " as the webhook read it, older than the stamp. The webhook's view is "
                           "behind; retry the write.");
@@ -308,10 +312,12 @@ static bool check_against_lease(const lf_request *req, const lf_stamp *s, const 
   if (now_us < renew - policy->skew_us) {
     begin(&b, req, out, false, LF_R_CLOCK_SKEW);
     lease_name(&b, &lease->ref);
-    lf__sbuf_printf(&b, " was renewed at %s, %.3fs ahead of the webhook's clock (%s; tolerance "
-                        "%.3fs). The clocks disagree too much to judge expiry; synchronise the "
-                        "holder's and the webhook's clocks (NTP).",
-                    t1, ((double)renew - (double)now_us) / US_PER_S, t3, (double)policy->skew_us / US_PER_S);
+    lf__sbuf_printf(&b,
+                    " was renewed at %s, %.3fs ahead of the webhook's clock (%s; tolerance "
+                    "%.3fs). The clocks disagree too much to judge expiry; synchronise the "
+                    "holder's and the webhook's clocks (NTP).",
+                    t1, ((double)renew - (double)now_us) / US_PER_S, t3,
+                    (double)policy->skew_us / US_PER_S);
     return false;
   }
   int64_t expiry = renew + (int64_t)lease->duration_s * US_PER_S - policy->skew_us;
@@ -319,9 +325,10 @@ static bool check_against_lease(const lf_request *req, const lf_stamp *s, const 
     begin(&b, req, out, false, LF_R_LEASE_EXPIRED);
     expected_now(&b, lease);
     format_time(t2, sizeof(t2), expiry);
-    lf__sbuf_printf(&b, ", but it was last renewed at %s for %ds and counts as expired from %s "
-                        "(clock-skew tolerance %.3fs); now is %s. The holder has stopped renewing "
-                        "and must not write until it renews the Lease.",
+    lf__sbuf_printf(&b,
+                    ", but it was last renewed at %s for %ds and counts as expired from %s "
+                    "(clock-skew tolerance %.3fs); now is %s. The holder has stopped renewing "
+                    "and must not write until it renews the Lease.",
                     t1, (int)lease->duration_s, t2, (double)policy->skew_us / US_PER_S, t3);
     out->retry_live = true;
     return false;
@@ -352,9 +359,9 @@ void lf_decide(const lf_request *req, const lf_lease_view *view, int64_t now_us,
     begin(&b, req, out, false, LF_R_LEASE_NOT_FOUND);
     lf__sbuf_printf(&b, "the object is protected by ");
     lease_name(&b, &ref);
-    lf__sbuf_printf(&b, ", which does not exist. Start the controller's leader election (it creates "
-                        "the Lease), or have an exempt user remove the " LF_ANNOTATION_LEASE
-                        " annotation.");
+    lf__sbuf_printf(
+        &b, ", which does not exist. Start the controller's leader election (it creates "
+            "the Lease), or have an exempt user remove the " LF_ANNOTATION_LEASE " annotation.");
     out->retry_live = true;
     return;
   }
@@ -389,9 +396,9 @@ void lf_decide(const lf_request *req, const lf_lease_view *view, int64_t now_us,
       begin(&b, req, out, false, LF_R_MALFORMED_STAMP);
       lf__sbuf_printf(&b, "the stamp %s, ", carrier);
       lf__sbuf_quote(&b, text, 80);
-      lf__sbuf_printf(&b, ", is malformed: %s. A stamp reads " LF_STAMP_PREFIX
-                          "<term>:<lease-uid>:<holder>.",
-                      why);
+      lf__sbuf_printf(
+          &b, ", is malformed: %s. A stamp reads " LF_STAMP_PREFIX "<term>:<lease-uid>:<holder>.",
+          why);
       return;
     }
   }
@@ -407,8 +414,9 @@ void lf_decide(const lf_request *req, const lf_lease_view *view, int64_t now_us,
         other.term != s.term || strcmp(other.lease_uid, s.lease_uid) != 0 ||
         (other.holder[0] != '\0' && strcmp(other.holder, s.holder) != 0)) {
       begin(&b, req, out, false, LF_R_CONFLICTING_STAMPS);
-      lf__sbuf_printf(&b, "the stamp in the " LF_ANNOTATION_STAMP " annotation (term %d) and the "
-                          "one in fieldManager ",
+      lf__sbuf_printf(&b,
+                      "the stamp in the " LF_ANNOTATION_STAMP " annotation (term %d) and the "
+                      "one in fieldManager ",
                       (int)s.term);
       lf__sbuf_quote(&b, req->field_manager, 80);
       lf__sbuf_printf(&b, " disagree. Send one stamp, or the same stamp in both places.");
@@ -427,8 +435,9 @@ void lf_decide(const lf_request *req, const lf_lease_view *view, int64_t now_us,
                      &other, &err) == LF_OK &&
       strcmp(other.lease_uid, s.lease_uid) == 0 && other.term > s.term) {
     begin(&b, req, out, false, LF_R_OLDER_THAN_OBJECT);
-    lf__sbuf_printf(&b, "the write is stamped with term %d, but this object was already written in "
-                        "term %d of ",
+    lf__sbuf_printf(&b,
+                    "the write is stamped with term %d, but this object was already written in "
+                    "term %d of ",
                     (int)s.term, (int)other.term);
     lease_name(&b, &lease->ref);
     lf__sbuf_printf(&b, "; a write from an older term is never admitted again. The webhook's read "

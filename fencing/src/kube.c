@@ -158,8 +158,8 @@ static int token_header(lf_kube_client *c, char **out, lf_error *err) {
       /* stat() follows the kubelet's ..data symlink swap, so a rotation
        * shows up as another inode. */
       if (stat(c->cfg->token_file, &st) == 0 &&
-          (st.st_ino != c->token_ino || st.st_dev != c->token_dev ||
-           st.st_size != c->token_size || st.st_mtim.tv_sec != c->token_mtime.tv_sec ||
+          (st.st_ino != c->token_ino || st.st_dev != c->token_dev || st.st_size != c->token_size ||
+           st.st_mtim.tv_sec != c->token_mtime.tv_sec ||
            st.st_mtim.tv_nsec != c->token_mtime.tv_nsec)) {
         lf_error ignored;
         (void)token_reload(c, &st, &ignored);
@@ -443,8 +443,7 @@ static int transport_error(const lf_kube_client *c, const lf_kube_req *req, CURL
   case CURLE_COULDNT_CONNECT:
     return lf__kube_fail(err, LF_EIO, "connect: %s (server %s)", detail, server);
   case CURLE_PEER_FAILED_VERIFICATION:
-    return lf__kube_fail(err, LF_EIO, "TLS: certificate verify failed for %s: %s", server,
-                         detail);
+    return lf__kube_fail(err, LF_EIO, "TLS: certificate verify failed for %s: %s", server, detail);
   case CURLE_OUT_OF_MEMORY:
     return lf__kube_fail(err, LF_ENOMEM, "out of memory in libcurl");
   default:
@@ -455,11 +454,11 @@ static int transport_error(const lf_kube_client *c, const lf_kube_req *req, CURL
   }
 }
 
-#define SETOPT(h, opt, val)                                                                     \
-  do {                                                                                          \
-    if (curl_easy_setopt((h), (opt), (val)) != CURLE_OK) {                                      \
-      ok = false;                                                                               \
-    }                                                                                           \
+#define SETOPT(h, opt, val)                                                                        \
+  do {                                                                                             \
+    if (curl_easy_setopt((h), (opt), (val)) != CURLE_OK) {                                         \
+      ok = false;                                                                                  \
+    }                                                                                              \
   } while (0)
 
 /*
@@ -499,8 +498,7 @@ static int perform(lf_kube_client *c, const lf_kube_req *req, transfer *t, CURLc
   if (rc != LF_OK) {
     goto out;
   }
-  if (asprintf(&accept, "Accept: %s", req->accept != NULL ? req->accept : "application/json") <
-      0) {
+  if (asprintf(&accept, "Accept: %s", req->accept != NULL ? req->accept : "application/json") < 0) {
     accept = NULL;
     rc = lf__kube_fail(err, LF_ENOMEM, "out of memory");
     goto out;
@@ -670,21 +668,36 @@ out:
 
 static const char *reason_phrase(long status) {
   switch (status) {
-  case 400: return "Bad Request";
-  case 401: return "Unauthorized";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 406: return "Not Acceptable";
-  case 409: return "Conflict";
-  case 410: return "Gone";
-  case 422: return "Unprocessable Entity";
-  case 429: return "Too Many Requests";
-  case 500: return "Internal Server Error";
-  case 502: return "Bad Gateway";
-  case 503: return "Service Unavailable";
-  case 504: return "Gateway Timeout";
-  default: return "";
+  case 400:
+    return "Bad Request";
+  case 401:
+    return "Unauthorized";
+  case 403:
+    return "Forbidden";
+  case 404:
+    return "Not Found";
+  case 405:
+    return "Method Not Allowed";
+  case 406:
+    return "Not Acceptable";
+  case 409:
+    return "Conflict";
+  case 410:
+    return "Gone";
+  case 422:
+    return "Unprocessable Entity";
+  case 429:
+    return "Too Many Requests";
+  case 500:
+    return "Internal Server Error";
+  case 502:
+    return "Bad Gateway";
+  case 503:
+    return "Service Unavailable";
+  case 504:
+    return "Gateway Timeout";
+  default:
+    return "";
   }
 }
 
@@ -742,8 +755,8 @@ int lf_kube_status_error(const lf_kube_client *client, long status, const char *
                          "rejected (expired or wrong token or certificate?)%s%s",
                          what, server, sep, msg);
   case 403:
-    return lf__kube_fail(err, LF_EDENIED, "%s: HTTP 403 Forbidden from %s%s%s", what,
-                         server, sep, msg);
+    return lf__kube_fail(err, LF_EDENIED, "%s: HTTP 403 Forbidden from %s%s%s", what, server, sep,
+                         msg);
   default:
     return lf__kube_fail(err, LF_EIO, "%s: HTTP %ld%s%s from %s%s%s", what, status,
                          reason[0] != '\0' ? " " : "", reason, server, sep, msg);
@@ -830,8 +843,8 @@ int lf_kube_get_lease(lf_kube_client *client, const lf_lease_ref *ref, int64_t t
   /* Fencing must never decide on another Lease than the one named, whatever
    * a proxy or a misrouted request hands back. */
   if (strcmp(lease.ref.ns, ref->ns) != 0 || strcmp(lease.ref.name, ref->name) != 0) {
-    rc = lf__kube_fail(err, LF_EINVAL, "asked %s for %s and got Lease %s/%s",
-                       client->cfg->server, what, lease.ref.ns, lease.ref.name);
+    rc = lf__kube_fail(err, LF_EINVAL, "asked %s for %s and got Lease %s/%s", client->cfg->server,
+                       what, lease.ref.ns, lease.ref.name);
     goto out;
   }
   *out = lease;
@@ -920,8 +933,8 @@ int lf_kube_watch(lf_kube_client *client, const char *path_with_query, int64_t t
     goto out;
   }
   if (t.status != 200) {
-    rc = lf_kube_status_error(client, t.status, w.error_body.buf, w.error_body.len,
-                              "the watch", err);
+    rc = lf_kube_status_error(client, t.status, w.error_body.buf, w.error_body.len, "the watch",
+                              err);
     if (rc == LF_OK) {
       rc = lf__kube_fail(err, LF_EIO, "the watch got HTTP %ld instead of a stream", t.status);
     }

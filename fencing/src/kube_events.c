@@ -40,9 +40,8 @@ static bool deliver(lf__kube_events *ev, const char *p, size_t n) {
   }
   doc = json_loadb(p, n, 0, &jerr);
   if (doc == NULL) {
-    ev->rc = lf__kube_fail(&ev->err, LF_EINVAL,
-                           "watch event is not JSON: %s (line %d column %d)", jerr.text, jerr.line,
-                           jerr.column);
+    ev->rc = lf__kube_fail(&ev->err, LF_EINVAL, "watch event is not JSON: %s (line %d column %d)",
+                           jerr.text, jerr.line, jerr.column);
     goto out;
   }
   type = json_string_value(json_object_get(doc, "type"));

@@ -48,7 +48,7 @@ void lf__kube_str_wipe(char **s);
 /* A growable buffer with a hard cap set by its user before the first
  * append; zero-initialise it, then set `max`. Frees with free(buf). */
 typedef struct lf__kube_buf {
-  char *buf;      /* NUL-terminated once anything was appended. */
+  char *buf; /* NUL-terminated once anything was appended. */
   size_t len;
   size_t cap;
   size_t max;     /* Hard limit on `len`. */

@@ -68,8 +68,7 @@ int lf__kube_read_file(const char *path, size_t max, const char *what, char **bu
         ncap = max + 2;
       }
       if (ncap <= cap) {
-        rc = lf__kube_fail(err, LF_ETOOBIG, "%s \"%s\" is larger than %zu bytes", what, path,
-                           max);
+        rc = lf__kube_fail(err, LF_ETOOBIG, "%s \"%s\" is larger than %zu bytes", what, path, max);
         goto out;
       }
       p = realloc(data, ncap);

@@ -64,8 +64,8 @@ static int check_server(const char *server, const char *where, lf_error *err) {
   } else if (strncmp(server, "http://", 7) == 0) {
     scheme = 7;
   } else {
-    return lf__kube_fail(err, LF_EINVAL,
-                         "%s: server \"%.200s\" is not an https:// or http:// URL", where, server);
+    return lf__kube_fail(err, LF_EINVAL, "%s: server \"%.200s\" is not an https:// or http:// URL",
+                         where, server);
   }
   /* Something must be left once the trailing slashes are dropped: a host. */
   rest = strlen(server + scheme);
@@ -77,8 +77,8 @@ static int check_server(const char *server, const char *where, lf_error *err) {
   }
   for (const char *p = server; *p != '\0'; p++) {
     if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
-      return lf__kube_fail(err, LF_EINVAL,
-                           "%s: server URL holds a space or control character", where);
+      return lf__kube_fail(err, LF_EINVAL, "%s: server URL holds a space or control character",
+                           where);
     }
   }
   return LF_OK;
@@ -112,8 +112,7 @@ static int pem_set(lf_kube_blob *blob, const char *pem, size_t len) {
   return lf__kube_blob_set(blob, pem, len > 0 ? len : strlen(pem));
 }
 
-int lf_kube_config_from_parts(const lf_kube_parts *parts, lf_kube_config **out,
-                              lf_error *err) {
+int lf_kube_config_from_parts(const lf_kube_parts *parts, lf_kube_config **out, lf_error *err) {
   int rc = LF_OK;
   lf_kube_config *c = NULL;
 
@@ -133,8 +132,9 @@ int lf_kube_config_from_parts(const lf_kube_parts *parts, lf_kube_config **out,
   }
   if ((parts->cert_pem != NULL || parts->cert_file != NULL) !=
       (parts->key_pem != NULL || parts->key_file != NULL)) {
-    rc = lf__kube_fail(err, LF_EINVAL,
-                       "configuration: a client certificate needs its key and a key its certificate");
+    rc = lf__kube_fail(
+        err, LF_EINVAL,
+        "configuration: a client certificate needs its key and a key its certificate");
     goto out;
   }
   c = calloc(1, sizeof(*c));
@@ -348,8 +348,8 @@ static char *resolve_file(kc *k, const char *path, const char *what, int *rc) {
     return NULL;
   }
   if (access(full, R_OK) != 0) {
-    *rc = lf__kube_fail(k->err, LF_EINVAL, "kubeconfig %s: %s \"%s\" cannot be read: %s",
-                        k->path, what, full, strerror(errno));
+    *rc = lf__kube_fail(k->err, LF_EINVAL, "kubeconfig %s: %s \"%s\" cannot be read: %s", k->path,
+                        what, full, strerror(errno));
     free(full);
     return NULL;
   }
@@ -395,8 +395,9 @@ static int read_cluster(kc *k, yaml_node_t *cl, const char *name, lf_kube_config
   /* Settings we cannot honour change where or how we connect: refuse them
    * rather than connect somewhere else than the user meant. */
   if (map_str(k, cl, "proxy-url", where, &rc) != NULL) {
-    return lf__kube_fail(k->err, LF_EINVAL, "kubeconfig %s: %s uses proxy-url, which is not supported",
-                         k->path, where);
+    return lf__kube_fail(k->err, LF_EINVAL,
+                         "kubeconfig %s: %s uses proxy-url, which is not supported", k->path,
+                         where);
   }
   if (map_str(k, cl, "tls-server-name", where, &rc) != NULL) {
     return lf__kube_fail(k->err, LF_EINVAL,
@@ -531,11 +532,10 @@ static int load_document(kc *k, const char *buf, size_t len) {
   }
   yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
   if (!yaml_parser_load(&parser, &k->doc)) {
-    rc = lf__kube_fail(k->err, LF_EINVAL, "kubeconfig %s: malformed YAML at line %zu: %s%s%s",
-                       k->path, parser.problem_mark.line + 1,
-                       parser.problem != NULL ? parser.problem : "unknown error",
-                       parser.context != NULL ? " " : "",
-                       parser.context != NULL ? parser.context : "");
+    rc = lf__kube_fail(
+        k->err, LF_EINVAL, "kubeconfig %s: malformed YAML at line %zu: %s%s%s", k->path,
+        parser.problem_mark.line + 1, parser.problem != NULL ? parser.problem : "unknown error",
+        parser.context != NULL ? " " : "", parser.context != NULL ? parser.context : "");
     memset(&k->doc, 0, sizeof(k->doc));
   }
   yaml_parser_delete(&parser);

@@ -12,8 +12,9 @@ int lf_lease_ref_parse(const char *text, size_t len, const char *object_ns, lf_l
     return lf__fail(err, LF_EINVAL, "the " LF_ANNOTATION_LEASE " annotation is empty");
   }
   if (len > LF_ANNOTATION_MAX) {
-    return lf__fail(err, LF_ETOOBIG, "the " LF_ANNOTATION_LEASE " annotation is %zu bytes; at most %d",
-                    len, LF_ANNOTATION_MAX);
+    return lf__fail(err, LF_ETOOBIG,
+                    "the " LF_ANNOTATION_LEASE " annotation is %zu bytes; at most %d", len,
+                    LF_ANNOTATION_MAX);
   }
   const char *slash = memchr(text, '/', len);
   const char *name = text;
@@ -32,15 +33,17 @@ int lf_lease_ref_parse(const char *text, size_t len, const char *object_ns, lf_l
                     "the Lease as <namespace>/<name>");
   }
   if (!lf__dns_label(ns, ns_len)) {
-    return lf__fail(err, LF_EINVAL,
-                    "the " LF_ANNOTATION_LEASE " annotation must be <name> or <namespace>/<name>; "
-                    "the namespace is not a valid name (lowercase letters, digits and '-', at most 63)");
+    return lf__fail(
+        err, LF_EINVAL,
+        "the " LF_ANNOTATION_LEASE " annotation must be <name> or <namespace>/<name>; "
+        "the namespace is not a valid name (lowercase letters, digits and '-', at most 63)");
   }
   if (!lf__dns_subdomain(name, name_len)) {
-    return lf__fail(err, LF_EINVAL,
-                    "the " LF_ANNOTATION_LEASE " annotation must be <name> or <namespace>/<name>; "
-                    "the Lease name is not a valid name (lowercase letters, digits, '-' and '.', at "
-                    "most 253)");
+    return lf__fail(
+        err, LF_EINVAL,
+        "the " LF_ANNOTATION_LEASE " annotation must be <name> or <namespace>/<name>; "
+        "the Lease name is not a valid name (lowercase letters, digits, '-' and '.', at "
+        "most 253)");
   }
   memcpy(out->ns, ns, ns_len);
   out->ns[ns_len] = '\0';
@@ -69,7 +72,8 @@ static int get_string(const json_t *obj, const char *key, bool required, char *d
     return lf__fail(err, LF_ETOOBIG, "the Lease's %s is %zu bytes; at most %zu are supported", path,
                     len, size - 1);
   }
-  if (memchr(json_string_value(v), '\0', len) != NULL || !lf__printable(json_string_value(v), len)) {
+  if (memchr(json_string_value(v), '\0', len) != NULL ||
+      !lf__printable(json_string_value(v), len)) {
     return lf__fail(err, LF_EINVAL, "the Lease's %s contains a control character", path);
   }
   memcpy(dst, json_string_value(v), len + 1);
@@ -115,7 +119,8 @@ int lf_lease_from_json(const json_t *lease, lf_lease *out, lf_error *err) {
   /* apiVersion and kind are optional (some list items omit them) but must be
    * right when present: anything else is not a Lease. */
   v = json_object_get(lease, "apiVersion");
-  if (v != NULL && (!json_is_string(v) || strcmp(json_string_value(v), "coordination.k8s.io/v1") != 0)) {
+  if (v != NULL &&
+      (!json_is_string(v) || strcmp(json_string_value(v), "coordination.k8s.io/v1") != 0)) {
     return lf__fail(err, LF_EINVAL, "not a Lease: apiVersion is not coordination.k8s.io/v1");
   }
   v = json_object_get(lease, "kind");
@@ -127,7 +132,8 @@ int lf_lease_from_json(const json_t *lease, lf_lease *out, lf_error *err) {
     return lf__fail(err, LF_EINVAL, "the Lease has no metadata object");
   }
   memset(out, 0, sizeof(*out));
-  rc = get_string(meta, "namespace", true, out->ref.ns, sizeof(out->ref.ns), "metadata.namespace", err);
+  rc = get_string(meta, "namespace", true, out->ref.ns, sizeof(out->ref.ns), "metadata.namespace",
+                  err);
   if (rc == LF_OK) {
     rc = get_string(meta, "name", true, out->ref.name, sizeof(out->ref.name), "metadata.name", err);
   }
@@ -157,7 +163,8 @@ int lf_lease_from_json(const json_t *lease, lf_lease *out, lf_error *err) {
   rc = get_string(spec, "holderIdentity", false, out->holder, sizeof(out->holder),
                   "spec.holderIdentity", err);
   if (rc == LF_OK) {
-    rc = get_int32(spec, "leaseDurationSeconds", &out->duration_s, "spec.leaseDurationSeconds", err);
+    rc =
+        get_int32(spec, "leaseDurationSeconds", &out->duration_s, "spec.leaseDurationSeconds", err);
   }
   if (rc == LF_OK) {
     rc = get_int32(spec, "leaseTransitions", &out->transitions, "spec.leaseTransitions", err);
@@ -185,8 +192,8 @@ int lf_lease_parse(const char *buf, size_t len, lf_lease *out, lf_error *err) {
   }
   root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
   if (root == NULL) {
-    return lf__fail(err, LF_EINVAL, "the Lease is not valid JSON: %s (line %d, column %d)", jerr.text,
-                    jerr.line, jerr.column);
+    return lf__fail(err, LF_EINVAL, "the Lease is not valid JSON: %s (line %d, column %d)",
+                    jerr.text, jerr.line, jerr.column);
   }
   rc = lf_lease_from_json(root, out, err);
   json_decref(root);

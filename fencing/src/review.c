@@ -99,7 +99,8 @@ static int read_user(const json_t *request, lf_request *out, lf_error *err) {
   if (rc != LF_OK || user == NULL) {
     return rc;
   }
-  rc = opt_string(user, "username", "", FIELD_MAX, &out->username, "request.userInfo.username", err);
+  rc =
+      opt_string(user, "username", "", FIELD_MAX, &out->username, "request.userInfo.username", err);
   if (rc != LF_OK) {
     return rc;
   }
@@ -130,7 +131,8 @@ static int read_user(const json_t *request, lf_request *out, lf_error *err) {
   }
   if (!json_is_array(pods) || json_array_size(pods) > 1) {
     return lf__fail(err, LF_EINVAL,
-                    "request.userInfo.extra[\"" LF_EXTRA_POD_NAME "\"] must be an array of at most one pod name");
+                    "request.userInfo.extra[\"" LF_EXTRA_POD_NAME
+                    "\"] must be an array of at most one pod name");
   }
   if (json_array_size(pods) == 1) {
     const json_t *p = json_array_get(pods, 0);
@@ -148,7 +150,9 @@ static int read_operation(const json_t *request, lf_request *out, lf_error *err)
   static const struct {
     const char *name;
     lf_operation op;
-  } ops[] = {{"CREATE", LF_OP_CREATE}, {"UPDATE", LF_OP_UPDATE}, {"DELETE", LF_OP_DELETE},
+  } ops[] = {{"CREATE", LF_OP_CREATE},
+             {"UPDATE", LF_OP_UPDATE},
+             {"DELETE", LF_OP_DELETE},
              {"CONNECT", LF_OP_CONNECT}};
   const json_t *v = json_object_get(request, "operation");
   if (!json_is_string(v)) {
@@ -230,8 +234,8 @@ int lf_request_from_review(const json_t *review, lf_request *out, lf_error *err)
                     "request.resource.resource", err);
   }
   if (rc == LF_OK) {
-    rc = opt_string(request, "subResource", "", FIELD_MAX, &out->subresource,
-                    "request.subResource", err);
+    rc = opt_string(request, "subResource", "", FIELD_MAX, &out->subresource, "request.subResource",
+                    err);
   }
   if (rc == LF_OK) {
     rc = opt_string(request, "namespace", "", FIELD_MAX, &out->ns, "request.namespace", err);

@@ -104,8 +104,8 @@ static int validate(const lf_stamp *s, lf_error *err) {
     return lf__fail(err, LF_EINVAL, "a stamp's term cannot be negative");
   }
   if (!valid_uid(s->lease_uid, strnlen(s->lease_uid, sizeof(s->lease_uid)))) {
-    return lf__fail(err, LF_EINVAL, "a stamp's Lease uid must be 1 to %d characters of [0-9A-Za-z-]",
-                    LF_UID_MAX);
+    return lf__fail(err, LF_EINVAL,
+                    "a stamp's Lease uid must be 1 to %d characters of [0-9A-Za-z-]", LF_UID_MAX);
   }
   if (hl == 0 || hl > LF_HOLDER_MAX || !lf__printable(s->holder, hl)) {
     return lf__fail(err, LF_EINVAL, "a stamp's holder must be 1 to %d printable bytes",

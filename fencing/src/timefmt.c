@@ -118,12 +118,13 @@ int lf_time_parse(const char *text, size_t len, int64_t *out_us, lf_error *err) 
   return LF_OK;
 
 bad:
-  return lf__fail(err, LF_EINVAL, "not an RFC 3339 timestamp (want 2006-01-02T15:04:05[.fraction]Z)");
+  return lf__fail(err, LF_EINVAL,
+                  "not an RFC 3339 timestamp (want 2006-01-02T15:04:05[.fraction]Z)");
 }
 
 int lf_time_format(int64_t us, char *buf, size_t size) {
   /* Bounds keep the arithmetic below far from overflow: years 1..9999. */
-  const int64_t min_us = -62135596800LL * 1000000; /* 0001-01-01 */
+  const int64_t min_us = -62135596800LL * 1000000;          /* 0001-01-01 */
   const int64_t max_us = 253402300799LL * 1000000 + 999999; /* 9999-12-31 */
   if (us == LF_TIME_NONE || us < min_us || us > max_us || size < 28) {
     return LF_EINVAL;

@@ -136,8 +136,7 @@ static void assert_verifies(X509 *ca, X509 *leaf, int purpose) {
   assert_int_equal(X509_STORE_CTX_set_purpose(ctx, purpose), 1);
   ok = X509_verify_cert(ctx);
   if (ok != 1) {
-    print_error("verify: %s\n", X509_verify_cert_error_string(
-                                    X509_STORE_CTX_get_error(ctx)));
+    print_error("verify: %s\n", X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
   }
   assert_int_equal(ok, 1);
   X509_STORE_CTX_free(ctx);
@@ -163,8 +162,7 @@ static void san_text(X509 *x, char *out, size_t size) {
       int len = ASN1_STRING_length(gn->d.iPAddress);
       assert_true(len == 4 || len == 16);
       assert_non_null(inet_ntop(len == 4 ? AF_INET : AF_INET6,
-                                ASN1_STRING_get0_data(gn->d.iPAddress), ip,
-                                sizeof ip));
+                                ASN1_STRING_get0_data(gn->d.iPAddress), ip, sizeof ip));
       snprintf(out + used, size - used, "%sIP:%s", i > 0 ? "," : "", ip);
     } else {
       fail_msg("unexpected subjectAltName type %d", gn->type);
@@ -187,8 +185,7 @@ static void assert_no_temp_files(fixture *f) {
 
   assert_non_null(d);
   for (e = readdir(d); e != NULL; e = readdir(d)) {
-    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
-        e->d_name[0] == '.') {
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && e->d_name[0] == '.') {
       fail_msg("temporary file left behind: %s", e->d_name);
     }
   }
@@ -362,17 +359,15 @@ static void test_rotate(void **state) {
   new_key = read_key(f, LFC_SERVING_KEY_FILE);
   ca = read_cert(f, LFC_CA_CERT_FILE);
 
-  assert_int_not_equal(ASN1_INTEGER_cmp(X509_get0_serialNumber(old_cert),
-                                        X509_get0_serialNumber(new_cert)),
-                       0);
+  assert_int_not_equal(
+      ASN1_INTEGER_cmp(X509_get0_serialNumber(old_cert), X509_get0_serialNumber(new_cert)), 0);
   assert_int_not_equal(EVP_PKEY_eq(old_key, new_key), 1);
   assert_int_equal(X509_check_private_key(new_cert, new_key), 1);
   assert_verifies(ca, new_cert, X509_PURPOSE_SSL_SERVER);
   san_text(old_cert, old_sans, sizeof old_sans);
   san_text(new_cert, new_sans, sizeof new_sans);
   assert_string_equal(old_sans, new_sans);
-  assert_int_equal(X509_NAME_cmp(X509_get_subject_name(old_cert),
-                                 X509_get_subject_name(new_cert)),
+  assert_int_equal(X509_NAME_cmp(X509_get_subject_name(old_cert), X509_get_subject_name(new_cert)),
                    0);
   assert_int_equal(EVP_PKEY_get_base_id(new_key), EVP_PKEY_RSA);
   assert_mode_0600(f, LFC_SERVING_KEY_FILE);
@@ -433,12 +428,10 @@ static void test_rotate_new_org_keeps_cn(void **state) {
   o.n_orgs = 1;
   assert_int_equal(lfc_serving_rotate(&o, &err), LFC_OK);
   leaf = read_cert(f, LFC_SERVING_CERT_FILE);
-  assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(leaf),
-                                        NID_commonName, text,
+  assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName, text,
                                         sizeof text) > 0);
   assert_string_equal(text, SVC "." NS ".svc");
-  assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(leaf),
-                                        NID_organizationName, text,
+  assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_organizationName, text,
                                         sizeof text) > 0);
   assert_string_equal(text, "leasefence");
   X509_free(leaf);
@@ -543,13 +536,10 @@ static void test_client(void **state) {
   leaf = read_cert(f, "client.crt");
   assert_verifies(ca, leaf, X509_PURPOSE_SSL_CLIENT);
   assert_int_equal(X509_get_extended_key_usage(leaf), XKU_SSL_CLIENT);
-  assert_int_equal(X509_NAME_get_text_by_NID(X509_get_subject_name(leaf),
-                                             NID_commonName, text,
-                                             sizeof text),
-                   5);
+  assert_int_equal(
+      X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName, text, sizeof text), 5);
   assert_string_equal(text, "admin");
-  assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(leaf),
-                                        NID_organizationName, text,
+  assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_organizationName, text,
                                         sizeof text) > 0);
   assert_string_equal(text, "system:masters");
   assert_mode_0600(f, "client.key");
@@ -571,8 +561,7 @@ static void test_client(void **state) {
 /* One bad input per row: the code, and a word the message must contain. */
 static void test_bad_ips(void **state) {
   static const char *const bad[] = {
-      "300.1.1.1", "127.1", "1.2.3.4.5", "fe80::1%eth0", "::g", "localhost",
-      "", " 127.0.0.1",
+      "300.1.1.1", "127.1", "1.2.3.4.5", "fe80::1%eth0", "::g", "localhost", "", " 127.0.0.1",
   };
   fixture *f = *state;
   lfc_serving_opts o;
@@ -692,25 +681,19 @@ static void test_output_dir_missing(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_ca_is_a_ca, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_serving_verifies_and_names, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_serving_verifies_and_names, setup, teardown),
       cmocka_unit_test_setup_teardown(test_key_types, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rsa_ca, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rotate, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_rotate_with_new_names, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_rotate_new_org_keeps_cn, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_rotate_needs_same_ca, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_rotate_needs_current, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_rotate_with_new_names, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_rotate_new_org_keeps_cn, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_rotate_needs_same_ca, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_rotate_needs_current, setup, teardown),
       cmocka_unit_test_setup_teardown(test_ca_bundle, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_ips, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_inputs, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_output_dir_missing, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_output_dir_missing, setup, teardown),
   };
 
   return cmocka_run_group_tests_name("certgen", tests, NULL, NULL);

@@ -21,10 +21,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (lf_stamp_format(&s, stamp, sizeof(stamp), &err) != LF_OK) {
     return 0; /* A uid the stamp format cannot carry. */
   }
-  lf_request req = {.uid = "u", .op = LF_OP_UPDATE, .resource = "configmaps", .subresource = "",
-                    .ns = lease.ref.ns, .name = "cm", .username = "u", .pod_name = NULL};
-  req.object = (lf_object_meta){.present = true, .lease_annotation = lease.ref.name,
-                                .stamp_annotation = stamp};
+  lf_request req = {.uid = "u",
+                    .op = LF_OP_UPDATE,
+                    .resource = "configmaps",
+                    .subresource = "",
+                    .ns = lease.ref.ns,
+                    .name = "cm",
+                    .username = "u",
+                    .pod_name = NULL};
+  req.object = (lf_object_meta){
+      .present = true, .lease_annotation = lease.ref.name, .stamp_annotation = stamp};
   lf_lease_view view = {.status = LF_LEASE_OK, .lease = &lease};
   lf_policy policy;
   lf_policy_init(&policy);

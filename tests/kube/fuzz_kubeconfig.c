@@ -17,8 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (size_t i = 0; i < sizeof(contexts) / sizeof(contexts[0]); i++) {
     lf_kube_config *cfg = NULL;
     lf_error err = {0};
-    int rc = lf__kube_kubeconfig_parse((const char *)data, size,
-                                       "/nonexistent-lf-fuzz/kubeconfig", contexts[i], &cfg, &err);
+    int rc = lf__kube_kubeconfig_parse((const char *)data, size, "/nonexistent-lf-fuzz/kubeconfig",
+                                       contexts[i], &cfg, &err);
     if (rc != LF_OK) {
       LF_FUZZ_CHECK(rc < 0 && err.code == rc && cfg == NULL);
       LF_FUZZ_CHECK(strlen(err.text) > 0);
@@ -33,8 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     LF_FUZZ_CHECK(cfg->token == NULL || cfg->token_file == NULL);
     LF_FUZZ_CHECK((cfg->cert_pem.data != NULL || cfg->cert_file != NULL) ==
                   (cfg->key_pem.data != NULL || cfg->key_file != NULL));
-    LF_FUZZ_CHECK(!cfg->insecure_skip_verify ||
-                  (cfg->ca_pem.data == NULL && cfg->ca_file == NULL));
+    LF_FUZZ_CHECK(!cfg->insecure_skip_verify || (cfg->ca_pem.data == NULL && cfg->ca_file == NULL));
     lf_kube_config_free(&cfg);
     LF_FUZZ_CHECK(cfg == NULL);
   }

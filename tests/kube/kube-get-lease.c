@@ -65,20 +65,27 @@ static void print_time(const char *label, int64_t us) {
 
 static int exit_code(int rc) {
   switch (rc) {
-  case LF_ENOTFOUND: return 2;
-  case LF_EDENIED: return 3;
-  case LF_ETIMEDOUT: return 4;
-  default: return 1;
+  case LF_ENOTFOUND:
+    return 2;
+  case LF_EDENIED:
+    return 3;
+  case LF_ETIMEDOUT:
+    return 4;
+  default:
+    return 1;
   }
 }
 
 int main(int argc, char **argv) {
-  static const struct option longopts[] = {
-      {"kubeconfig", required_argument, NULL, 'k'}, {"context", required_argument, NULL, 'c'},
-      {"in-cluster", no_argument, NULL, 'i'},       {"namespace", required_argument, NULL, 'n'},
-      {"name", required_argument, NULL, 'l'},       {"timeout-ms", required_argument, NULL, 't'},
-      {"watch", required_argument, NULL, 'w'},      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {{"kubeconfig", required_argument, NULL, 'k'},
+                                           {"context", required_argument, NULL, 'c'},
+                                           {"in-cluster", no_argument, NULL, 'i'},
+                                           {"namespace", required_argument, NULL, 'n'},
+                                           {"name", required_argument, NULL, 'l'},
+                                           {"timeout-ms", required_argument, NULL, 't'},
+                                           {"watch", required_argument, NULL, 'w'},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {NULL, 0, NULL, 0}};
   const char *kubeconfig = NULL;
   const char *context = NULL;
   const char *ns = NULL;
@@ -97,15 +104,33 @@ int main(int argc, char **argv) {
 
   while ((opt = getopt_long(argc, argv, "k:c:in:l:t:w:h", longopts, NULL)) != -1) {
     switch (opt) {
-    case 'k': kubeconfig = optarg; break;
-    case 'c': context = optarg; break;
-    case 'i': in_cluster = 1; break;
-    case 'n': ns = optarg; break;
-    case 'l': name = optarg; break;
-    case 't': timeout_ms = strtol(optarg, NULL, 10); break;
-    case 'w': watch_s = strtol(optarg, NULL, 10); break;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 64;
+    case 'k':
+      kubeconfig = optarg;
+      break;
+    case 'c':
+      context = optarg;
+      break;
+    case 'i':
+      in_cluster = 1;
+      break;
+    case 'n':
+      ns = optarg;
+      break;
+    case 'l':
+      name = optarg;
+      break;
+    case 't':
+      timeout_ms = strtol(optarg, NULL, 10);
+      break;
+    case 'w':
+      watch_s = strtol(optarg, NULL, 10);
+      break;
+    case 'h':
+      usage(stdout);
+      return 0;
+    default:
+      usage(stderr);
+      return 64;
     }
   }
   if (name == NULL || optind != argc || timeout_ms <= 0 || watch_s < 0 || watch_s > 86400 ||

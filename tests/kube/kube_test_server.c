@@ -103,14 +103,22 @@ void ts_close_after(ts_conn *c) {
 
 static const char *reason(int status) {
   switch (status) {
-  case 200: return "OK";
-  case 201: return "Created";
-  case 401: return "Unauthorized";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 500: return "Internal Server Error";
-  case 503: return "Service Unavailable";
-  default: return "Status";
+  case 200:
+    return "OK";
+  case 201:
+    return "Created";
+  case 401:
+    return "Unauthorized";
+  case 403:
+    return "Forbidden";
+  case 404:
+    return "Not Found";
+  case 500:
+    return "Internal Server Error";
+  case 503:
+    return "Service Unavailable";
+  default:
+    return "Status";
   }
 }
 
@@ -424,7 +432,8 @@ void ts_make_cert(const char *cn, char **cert_pem, char **key_pem) {
     die("key generation");
   }
   X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), (long)time(NULL) * 1000 + atomic_fetch_add(&serial, 1));
+  ASN1_INTEGER_set(X509_get_serialNumber(x),
+                   (long)time(NULL) * 1000 + atomic_fetch_add(&serial, 1));
   X509_gmtime_adj(X509_getm_notBefore(x), -3600);
   X509_gmtime_adj(X509_getm_notAfter(x), 86400);
   X509_set_pubkey(x, key);

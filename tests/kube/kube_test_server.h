@@ -16,8 +16,8 @@ typedef struct ts_request {
   char authorization[8192]; /* "" when absent. */
   char accept[512];
   char content_type[256];
-  char client_cn[256];      /* The TLS client certificate's CN, or "". */
-  char *body;               /* NUL-terminated; owned by the server. */
+  char client_cn[256]; /* The TLS client certificate's CN, or "". */
+  char *body;          /* NUL-terminated; owned by the server. */
   size_t body_len;
 } ts_request;
 
@@ -25,8 +25,7 @@ typedef struct ts_conn ts_conn;
 typedef void (*ts_handler)(const ts_request *req, ts_conn *conn, void *arg);
 
 /* Sends a whole response with Content-Length. */
-void ts_respond(ts_conn *conn, int status, const char *content_type, const char *body,
-                size_t len);
+void ts_respond(ts_conn *conn, int status, const char *content_type, const char *body, size_t len);
 /* Sends raw bytes (for chunked or split answers); false when the peer left. */
 bool ts_write(ts_conn *conn, const void *data, size_t len);
 /* Sends one chunk of a chunked body (len 0 ends the body). */

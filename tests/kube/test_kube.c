@@ -22,25 +22,25 @@
 #include <pthread.h>
 #include <cmocka.h>
 
-#define LEASE_JSON                                                                            \
-  "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{\"name\":"     \
-  "\"my-lease\",\"namespace\":\"ns1\",\"uid\":\"0d6a6c42-0d68-4f3e-9ad4-2b1b35e4d3b1\","      \
-  "\"resourceVersion\":\"123\"},\"spec\":{\"holderIdentity\":\"ctrl-0_abc\","                \
-  "\"leaseDurationSeconds\":15,\"leaseTransitions\":3,\"acquireTime\":"                      \
+#define LEASE_JSON                                                                                 \
+  "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{\"name\":"          \
+  "\"my-lease\",\"namespace\":\"ns1\",\"uid\":\"0d6a6c42-0d68-4f3e-9ad4-2b1b35e4d3b1\","           \
+  "\"resourceVersion\":\"123\"},\"spec\":{\"holderIdentity\":\"ctrl-0_abc\","                      \
+  "\"leaseDurationSeconds\":15,\"leaseTransitions\":3,\"acquireTime\":"                            \
   "\"2024-05-01T10:00:00.000000Z\",\"renewTime\":\"2024-05-01T10:00:05.000000Z\"}}"
 
-#define FORBIDDEN_MESSAGE                                                                     \
-  "leases.coordination.k8s.io \\\"my-lease\\\" is forbidden: User "                          \
-  "\\\"system:serviceaccount:web:hook\\\" cannot get resource \\\"leases\\\" in API group "   \
+#define FORBIDDEN_MESSAGE                                                                          \
+  "leases.coordination.k8s.io \\\"my-lease\\\" is forbidden: User "                                \
+  "\\\"system:serviceaccount:web:hook\\\" cannot get resource \\\"leases\\\" in API group "        \
   "\\\"coordination.k8s.io\\\" in the namespace \\\"ns1\\\""
 
 typedef enum mode {
-  M_LEASE,     /* 200 with LEASE_JSON; 401 when `expect_auth` is set and differs. */
-  M_STATUS,    /* `status` with `body`. */
-  M_SLOW,      /* Sleeps 1.5 s, then M_LEASE. */
-  M_BIG,       /* 200 with a 2 MiB body. */
-  M_ECHO,      /* 201 echoing the request body. */
-  M_STREAM,    /* Chunked `body`, written in pieces of `piece` bytes. */
+  M_LEASE,  /* 200 with LEASE_JSON; 401 when `expect_auth` is set and differs. */
+  M_STATUS, /* `status` with `body`. */
+  M_SLOW,   /* Sleeps 1.5 s, then M_LEASE. */
+  M_BIG,    /* 200 with a 2 MiB body. */
+  M_ECHO,   /* 201 echoing the request body. */
+  M_STREAM, /* Chunked `body`, written in pieces of `piece` bytes. */
 } mode;
 
 /* What the test server does and what it saw; guarded by `lock`. */
@@ -50,7 +50,7 @@ static struct {
   int status;
   const char *body;
   size_t piece;
-  bool stall;           /* M_STREAM: do not end the stream, hang for 1.5 s. */
+  bool stall; /* M_STREAM: do not end the stream, hang for 1.5 s. */
   char expect_auth[256];
   int requests;
   char method[16];
@@ -309,8 +309,8 @@ static void test_not_found(void **state) {
 
 static void test_forbidden_names_permission(void **state) {
   expect_get(*state, M_STATUS, 403,
-             "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"message\":\"" FORBIDDEN_MESSAGE
-             "\",\"reason\":\"Forbidden\",\"code\":403}",
+             "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"message\":"
+             "\"" FORBIDDEN_MESSAGE "\",\"reason\":\"Forbidden\",\"code\":403}",
              2000, LF_EDENIED, "HTTP 403 Forbidden",
              "cannot get resource \"leases\" in API group \"coordination.k8s.io\"");
 }
@@ -614,13 +614,14 @@ static void test_get_json(void **state) {
                                     "Deployment ns1/web", &doc, &err),
                    LF_OK);
   assert_string_equal(g.accept, LF_KUBE_ACCEPT_PARTIAL_METADATA);
-  assert_string_equal(json_string_value(json_object_get(
-                          json_object_get(json_object_get(doc, "metadata"), "annotations"),
-                          "leasefence.io/lease")),
-                      "ctrl");
+  assert_string_equal(
+      json_string_value(json_object_get(
+          json_object_get(json_object_get(doc, "metadata"), "annotations"), "leasefence.io/lease")),
+      "ctrl");
   json_decref(doc);
 
-  set_mode(M_STATUS, 404, "{\"kind\":\"Status\",\"message\":\"deployments.apps \\\"web\\\" not found\"}");
+  set_mode(M_STATUS, 404,
+           "{\"kind\":\"Status\",\"message\":\"deployments.apps \\\"web\\\" not found\"}");
   assert_int_equal(lf_kube_get_json(c, path, NULL, 2000, 0, "Deployment ns1/web", &doc, &err),
                    LF_ENOTFOUND);
   assert_null(doc);
@@ -666,9 +667,9 @@ static void test_status_error_mapping(void **state) {
   assert_int_equal(lf_kube_status_error(NULL, 204, NULL, 0, "x", &err), LF_OK);
   assert_int_equal(lf_kube_status_error(NULL, 404, NULL, 0, "Lease a/b", &err), LF_ENOTFOUND);
   assert_int_equal(lf_kube_status_error(NULL, 401, NULL, 0, "x", NULL), LF_EDENIED);
-  assert_int_equal(lf_kube_status_error(NULL, 403, forbidden, strlen(forbidden), "Lease ns1/my-lease",
-                                        &err),
-                   LF_EDENIED);
+  assert_int_equal(
+      lf_kube_status_error(NULL, 403, forbidden, strlen(forbidden), "Lease ns1/my-lease", &err),
+      LF_EDENIED);
   assert_non_null(strstr(err.text, "User \"system:serviceaccount:web:hook\" cannot get"));
   assert_int_equal(lf_kube_status_error(NULL, 502, "x", 1, "x", &err), LF_EIO);
   assert_int_equal(lf_kube_status_error(NULL, 302, NULL, 0, "x", &err), LF_EIO);
@@ -730,8 +731,8 @@ static void test_cli(void **state) {
 /* ------------------------------------------------------------------------ */
 /* Watch                                                                    */
 
-#define EV(type, name, rv)                                                                    \
-  "{\"type\":\"" type "\",\"object\":{\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"" name  \
+#define EV(type, name, rv)                                                                         \
+  "{\"type\":\"" type "\",\"object\":{\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"" name       \
   "\",\"resourceVersion\":\"" rv "\"}}}\n"
 
 typedef struct seen {
@@ -744,7 +745,8 @@ typedef struct seen {
 
 static int on_event(const char *type, json_t *object, void *arg) {
   seen *s = arg;
-  const char *name = json_string_value(json_object_get(json_object_get(object, "metadata"), "name"));
+  const char *name =
+      json_string_value(json_object_get(json_object_get(object, "metadata"), "name"));
   if (s->n < 16) {
     snprintf(s->types[s->n], sizeof(s->types[0]), "%s", type);
     snprintf(s->names[s->n], sizeof(s->names[0]), "%s", name != NULL ? name : "");
@@ -770,9 +772,10 @@ static int run_watch(const fixture *f, const char *stream, size_t piece, bool st
 }
 
 static void test_watch_events_split_anywhere(void **state) {
-  static const char stream[] = EV("ADDED", "a", "1") "\n" EV("MODIFIED", "b", "2")
-      "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"ConfigMap\",\"metadata\":{"
-      "\"resourceVersion\":\"9\"}}}\r\n" EV("DELETED", "c", "3");
+  static const char stream[] = EV("ADDED", "a", "1") "\n" EV(
+      "MODIFIED", "b",
+      "2") "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"ConfigMap\",\"metadata\":{"
+           "\"resourceVersion\":\"9\"}}}\r\n" EV("DELETED", "c", "3");
   static const size_t pieces[] = {1, 7, 64, 100000};
   for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
     seen s = {0};
@@ -877,8 +880,7 @@ static void test_watch_refused(void **state) {
                    LF_EDENIED);
   assert_non_null(strstr(err.text, "cannot watch resource \"configmaps\""));
   assert_int_equal(s.n, 0);
-  assert_int_equal(lf_kube_watch(c, "/api/v1/configmaps?watch=1", 2000, NULL, &s, &err),
-                   LF_EINVAL);
+  assert_int_equal(lf_kube_watch(c, "/api/v1/configmaps?watch=1", 2000, NULL, &s, &err), LF_EINVAL);
   lf_kube_client_free(&c);
 }
 

@@ -20,7 +20,7 @@
 
 #define CA_PEM "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n"
 #define CA_B64 "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCkNBCi0tLS0tRU5EIENFUlRJRklDQVRFLS0tLS0K"
-#define CERT_B64 "Y2VydA=="   /* "cert" */
+#define CERT_B64 "Y2VydA=="    /* "cert" */
 #define KEY_B64 "a2V5LWJ5dGVz" /* "key-bytes" */
 
 static char dir[64];

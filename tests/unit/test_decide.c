@@ -63,8 +63,9 @@ static void run_case(void **state) {
   if (strcmp(lf_reason_name(d.reason), want) != 0 ||
       d.allowed != json_is_true(json_object_get(expect, "allowed"))) {
     fail_msg("got %s %s, want %s %s\n  message: %s", d.allowed ? "allowed" : "denied",
-             lf_reason_name(d.reason), json_is_true(json_object_get(expect, "allowed")) ? "allowed" : "denied",
-             want, d.message);
+             lf_reason_name(d.reason),
+             json_is_true(json_object_get(expect, "allowed")) ? "allowed" : "denied", want,
+             d.message);
   }
   const json_t *needle;
   size_t i;
@@ -146,9 +147,15 @@ static void test_message_bounded_with_long_holders(void **state) {
   strcpy(s.holder, holder_a);
   assert_int_equal(lf_stamp_format(&s, stamp, sizeof(stamp), NULL), LF_OK);
 
-  lf_request req = {.uid = "x", .op = LF_OP_UPDATE, .resource = "configmaps", .subresource = "",
-                    .ns = "default", .name = "cm", .username = "u"};
-  req.object = (lf_object_meta){.present = true, .lease_annotation = "ctrl", .stamp_annotation = stamp};
+  lf_request req = {.uid = "x",
+                    .op = LF_OP_UPDATE,
+                    .resource = "configmaps",
+                    .subresource = "",
+                    .ns = "default",
+                    .name = "cm",
+                    .username = "u"};
+  req.object =
+      (lf_object_meta){.present = true, .lease_annotation = "ctrl", .stamp_annotation = stamp};
   lf_lease lease = {.transitions = 2, .duration_s = 15, .renew_us = 0, .acquire_us = 0};
   strcpy(lease.ref.ns, "default");
   strcpy(lease.ref.name, "ctrl");

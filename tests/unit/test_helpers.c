@@ -7,7 +7,8 @@
 
 static lf_stamp stamp_of(const json_t *j) {
   lf_stamp s = {.term = (int32_t)json_integer_value(json_object_get(j, "term"))};
-  snprintf(s.lease_uid, sizeof(s.lease_uid), "%s", json_string_value(json_object_get(j, "lease_uid")));
+  snprintf(s.lease_uid, sizeof(s.lease_uid), "%s",
+           json_string_value(json_object_get(j, "lease_uid")));
   snprintf(s.holder, sizeof(s.holder), "%s", json_string_value(json_object_get(j, "holder")));
   return s;
 }
@@ -60,8 +61,9 @@ static void test_json_patch_vectors(void **state) {
   json_array_foreach(json_object_get(v, "json_patch"), i, c) {
     lf_stamp s = stamp_of(json_object_get(c, "stamp"));
     const json_t *in = json_object_get(c, "in");
-    json_t *out = lf_stamp_json_patch(json_is_null(in) ? NULL : in,
-                                      json_is_true(json_object_get(c, "has_annotations")), &s, NULL);
+    json_t *out =
+        lf_stamp_json_patch(json_is_null(in) ? NULL : in,
+                            json_is_true(json_object_get(c, "has_annotations")), &s, NULL);
     if (json_is_false(json_object_get(c, "ok"))) {
       if (out != NULL) {
         fail_msg("%s: accepted", json_string_value(json_object_get(c, "name")));
@@ -85,10 +87,10 @@ static void test_stamp_object(void **state) {
   strcpy(s.holder, "h");
   json_t *o = json_pack("{s:s}", "kind", "ConfigMap");
   assert_int_equal(lf_stamp_object(o, &s, &err), LF_OK);
-  assert_string_equal(json_string_value(json_object_get(
-                          json_object_get(json_object_get(o, "metadata"), "annotations"),
-                          LF_ANNOTATION_STAMP)),
-                      "lf1:2:u:h");
+  assert_string_equal(
+      json_string_value(json_object_get(
+          json_object_get(json_object_get(o, "metadata"), "annotations"), LF_ANNOTATION_STAMP)),
+      "lf1:2:u:h");
   json_decref(o);
 
   o = json_pack("{s:s}", "metadata", "oops");
@@ -117,9 +119,9 @@ static void test_delete_options(void **state) {
   lf_error err;
   json_t *o = lf_delete_options("123", &err);
   assert_non_null(o);
-  assert_string_equal(json_string_value(json_object_get(json_object_get(o, "preconditions"),
-                                                        "resourceVersion")),
-                      "123");
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(o, "preconditions"), "resourceVersion")),
+      "123");
   assert_string_equal(json_string_value(json_object_get(o, "kind")), "DeleteOptions");
   json_decref(o);
   assert_null(lf_delete_options("", &err));
@@ -128,8 +130,10 @@ static void test_delete_options(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_merge_patch_vectors), cmocka_unit_test(test_json_patch_vectors),
-      cmocka_unit_test(test_stamp_object), cmocka_unit_test(test_delete_options),
+      cmocka_unit_test(test_merge_patch_vectors),
+      cmocka_unit_test(test_json_patch_vectors),
+      cmocka_unit_test(test_stamp_object),
+      cmocka_unit_test(test_delete_options),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -84,19 +84,25 @@ static void test_parse_errors(void **state) {
       {"{\"metadata\":{\"name\":\"c\",\"namespace\":\"d\"}}", LF_EINVAL, "uid"},
       {"{\"metadata\":{\"name\":\"c\",\"namespace\":\"d\",\"uid\":\"\"}}", LF_EINVAL, "uid"},
       {"{\"metadata\":{\"name\":1,\"namespace\":\"d\",\"uid\":\"u\"}}", LF_EINVAL, "metadata.name"},
-      {"{\"metadata\":{\"name\":\"c\",\"namespace\":\"d\",\"uid\":\"u\"},\"spec\":[]}", LF_EINVAL, "spec"},
+      {"{\"metadata\":{\"name\":\"c\",\"namespace\":\"d\",\"uid\":\"u\"},\"spec\":[]}", LF_EINVAL,
+       "spec"},
       {"{\"metadata\":{\"name\":\"c\",\"namespace\":\"d\",\"uid\":\"u\"},"
-       "\"spec\":{\"leaseTransitions\":-1}}", LF_EINVAL, "leaseTransitions"},
+       "\"spec\":{\"leaseTransitions\":-1}}",
+       LF_EINVAL, "leaseTransitions"},
       {"{\"metadata\":{\"name\":\"c\",\"namespace\":\"d\",\"uid\":\"u\"},"
-       "\"spec\":{\"leaseTransitions\":2147483648}}", LF_EINVAL, "leaseTransitions"},
+       "\"spec\":{\"leaseTransitions\":2147483648}}",
+       LF_EINVAL, "leaseTransitions"},
       {"{\"metadata\":{\"name\":\"c\",\"namespace\":\"d\",\"uid\":\"u\"},"
-       "\"spec\":{\"leaseDurationSeconds\":\"15\"}}", LF_EINVAL, "leaseDurationSeconds"},
+       "\"spec\":{\"leaseDurationSeconds\":\"15\"}}",
+       LF_EINVAL, "leaseDurationSeconds"},
       {"{\"metadata\":{\"name\":\"c\",\"namespace\":\"d\",\"uid\":\"u\"},"
-       "\"spec\":{\"renewTime\":\"yesterday\"}}", LF_EINVAL, "renewTime"},
+       "\"spec\":{\"renewTime\":\"yesterday\"}}",
+       LF_EINVAL, "renewTime"},
       {"{\"metadata\":{\"name\":\"c\",\"namespace\":\"d\",\"uid\":\"u\"},"
-       "\"spec\":{\"holderIdentity\":\"a\\u0001b\"}}", LF_EINVAL, "control"},
-      {"{\"metadata\":{\"name\":\"c\",\"name\":\"e\",\"namespace\":\"d\",\"uid\":\"u\"}}", LF_EINVAL,
-       "duplicate"},
+       "\"spec\":{\"holderIdentity\":\"a\\u0001b\"}}",
+       LF_EINVAL, "control"},
+      {"{\"metadata\":{\"name\":\"c\",\"name\":\"e\",\"namespace\":\"d\",\"uid\":\"u\"}}",
+       LF_EINVAL, "duplicate"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     lf_lease l;
@@ -118,7 +124,8 @@ static void test_oversized(void **state) {
   holder[sizeof(holder) - 1] = '\0';
   snprintf(json, sizeof(json),
            "{\"metadata\":{\"name\":\"c\",\"namespace\":\"d\",\"uid\":\"u\"},"
-           "\"spec\":{\"holderIdentity\":\"%s\"}}", holder);
+           "\"spec\":{\"holderIdentity\":\"%s\"}}",
+           holder);
   assert_int_equal(lf_lease_parse(json, strlen(json), &l, &err), LF_ETOOBIG);
   assert_non_null(strstr(err.text, "holderIdentity"));
   assert_int_equal(lf_lease_parse(json, LF_LEASE_JSON_MAX + 1, &l, &err), LF_ETOOBIG);
@@ -126,8 +133,10 @@ static void test_oversized(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_lease_ref_vectors), cmocka_unit_test(test_parse_full),
-      cmocka_unit_test(test_parse_released_and_empty), cmocka_unit_test(test_parse_errors),
+      cmocka_unit_test(test_lease_ref_vectors),
+      cmocka_unit_test(test_parse_full),
+      cmocka_unit_test(test_parse_released_and_empty),
+      cmocka_unit_test(test_parse_errors),
       cmocka_unit_test(test_oversized),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -87,7 +87,8 @@ static void test_wrong_types(void **state) {
       {"request.userInfo", "groups", "[1]", "groups[0]"},
       {"request.userInfo", "extra", "[]", "extra"},
       {"request.userInfo.extra", "authentication.kubernetes.io/pod-name", "\"p\"", "pod-name"},
-      {"request.userInfo.extra", "authentication.kubernetes.io/pod-name", "[\"Bad Pod\"]", "pod name"},
+      {"request.userInfo.extra", "authentication.kubernetes.io/pod-name", "[\"Bad Pod\"]",
+       "pod name"},
       {"request", "object", "7", "request.object"},
       {"request.object", "metadata", "[]", "request.object.metadata"},
       {"request.object.metadata", "namespace", "1", "metadata.namespace"},
@@ -152,8 +153,10 @@ static void test_missing_objects(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_reads_fields), cmocka_unit_test(test_wrong_types),
-      cmocka_unit_test(test_not_an_object), cmocka_unit_test(test_missing_objects),
+      cmocka_unit_test(test_reads_fields),
+      cmocka_unit_test(test_wrong_types),
+      cmocka_unit_test(test_not_an_object),
+      cmocka_unit_test(test_missing_objects),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -115,7 +115,7 @@ static void test_small_buffers(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_vectors), cmocka_unit_test(test_format_vectors),
-      cmocka_unit_test(test_round_trip), cmocka_unit_test(test_length_not_nul),
+      cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_length_not_nul),
       cmocka_unit_test(test_small_buffers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,12 +9,12 @@ static void test_utf8_floor(void **state) {
   const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"; /* a é € 😀 */
   assert_int_equal(lf__utf8_floor(s, 0), 0);
   assert_int_equal(lf__utf8_floor(s, 1), 1);
-  assert_int_equal(lf__utf8_floor(s, 2), 1);  /* inside é */
+  assert_int_equal(lf__utf8_floor(s, 2), 1); /* inside é */
   assert_int_equal(lf__utf8_floor(s, 3), 3);
-  assert_int_equal(lf__utf8_floor(s, 4), 3);  /* inside € */
+  assert_int_equal(lf__utf8_floor(s, 4), 3); /* inside € */
   assert_int_equal(lf__utf8_floor(s, 5), 3);
   assert_int_equal(lf__utf8_floor(s, 6), 6);
-  assert_int_equal(lf__utf8_floor(s, 9), 6);  /* inside 😀 */
+  assert_int_equal(lf__utf8_floor(s, 9), 6); /* inside 😀 */
   assert_int_equal(lf__utf8_floor(s, 10), 10);
 }
 
@@ -50,8 +50,10 @@ static void test_names(void **state) {
   assert_false(lf__dns_label("a-", 2));
   assert_false(lf__dns_label("A", 1));
   assert_false(lf__dns_label("a.b", 3));
-  assert_false(lf__dns_label("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 64));
-  assert_true(lf__dns_subdomain("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.b", 66));
+  assert_false(
+      lf__dns_label("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 64));
+  assert_true(
+      lf__dns_subdomain("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.b", 66));
   assert_false(lf__dns_label("", 0));
   assert_true(lf__dns_subdomain("a.b-c.d", 7));
   assert_false(lf__dns_subdomain("a..b", 4));
@@ -73,8 +75,10 @@ static void test_fail(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_utf8_floor), cmocka_unit_test(test_sbuf_truncates_at_boundary),
-      cmocka_unit_test(test_quote_hides_controls), cmocka_unit_test(test_names),
+      cmocka_unit_test(test_utf8_floor),
+      cmocka_unit_test(test_sbuf_truncates_at_boundary),
+      cmocka_unit_test(test_quote_hides_controls),
+      cmocka_unit_test(test_names),
       cmocka_unit_test(test_fail),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

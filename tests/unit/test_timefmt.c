@@ -32,11 +32,23 @@ static void test_parse(void **state) {
 static void test_parse_bad(void **state) {
   (void)state;
   static const char *const bad[] = {
-      "", "2026", "2026-01-01", "2026-01-01T00:00:00", "2026-01-01 00:00:00Z",
-      "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z", "2026-01-32T00:00:00Z",
-      "2026-01-01T24:00:00Z", "2026-01-01T00:60:00Z", "2026-01-01T00:00:60Z",
-      "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00.1234567890Z", "2026-01-01T00:00:00+1:00",
-      "2026-01-01T00:00:00Zjunk", "0000-01-01T00:00:00Z", "+2026-01-01T00:00:00Z",
+      "",
+      "2026",
+      "2026-01-01",
+      "2026-01-01T00:00:00",
+      "2026-01-01 00:00:00Z",
+      "2026-13-01T00:00:00Z",
+      "2026-02-29T00:00:00Z",
+      "2026-01-32T00:00:00Z",
+      "2026-01-01T24:00:00Z",
+      "2026-01-01T00:60:00Z",
+      "2026-01-01T00:00:60Z",
+      "2026-01-01T00:00:00.Z",
+      "2026-01-01T00:00:00.1234567890Z",
+      "2026-01-01T00:00:00+1:00",
+      "2026-01-01T00:00:00Zjunk",
+      "0000-01-01T00:00:00Z",
+      "+2026-01-01T00:00:00Z",
       "2026-01-01T00:00:00+24:00",
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -51,8 +63,8 @@ static void test_parse_bad(void **state) {
 
 static void test_format_round_trip(void **state) {
   (void)state;
-  static const int64_t values[] = {0, -1, 1, 1767225600123456LL, 253402300799999999LL,
-                                   -62135596800000000LL};
+  static const int64_t values[] = {
+      0, -1, 1, 1767225600123456LL, 253402300799999999LL, -62135596800000000LL};
   for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
     char buf[32];
     int64_t back;
@@ -71,7 +83,8 @@ static void test_format_round_trip(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_parse), cmocka_unit_test(test_parse_bad),
+      cmocka_unit_test(test_parse),
+      cmocka_unit_test(test_parse_bad),
       cmocka_unit_test(test_format_round_trip),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,7 +38,8 @@ void lft_policy_from_json(lft_policy *p, const json_t *policy) {
   if (v != NULL) {
     p->policy.skew_us = (int64_t)(json_number_value(v) * 1e6);
   }
-  p->policy.admit_when_unavailable = json_is_true(json_object_get(policy, "admit_when_unavailable"));
+  p->policy.admit_when_unavailable =
+      json_is_true(json_object_get(policy, "admit_when_unavailable"));
   v = json_object_get(policy, "exempt_users");
   if (v != NULL) {
     p->policy.n_exempt_users = strings(v, p->users, 16);

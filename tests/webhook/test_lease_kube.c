@@ -114,8 +114,7 @@ static void *run_job(void *arg) {
     usleep(500);
   }
   j->first_get = atomic_load(&gets);
-  j->rc = j->src->get(j->src->ctx, &ref, 0, mono_us() + (int64_t)j->budget_ms * 1000, &lease,
-                      &err);
+  j->rc = j->src->get(j->src->ctx, &ref, 0, mono_us() + (int64_t)j->budget_ms * 1000, &lease, &err);
   j->rv = j->rc == LF_OK ? atoi(lease.resource_version) : 0;
   snprintf(j->text, sizeof j->text, "%s", err.text);
   return NULL;

@@ -69,8 +69,8 @@ static void test_values(void **state) {
                          "--identity-binding=required", "--clock-skew-tolerance=1m30s",
                          "--on-lease-unavailable=admit", "--exempt-user", "alice",
                          "--exempt-user=bob", "--exempt-group=ops", "--max-request-bytes=1Mi",
-                         "--tls-min-version=1.3", "-v2", "--shutdown-timeout=500ms",
-                         "--threads=3", NULL),
+                         "--tls-min-version=1.3", "-v2", "--shutdown-timeout=500ms", "--threads=3",
+                         NULL),
                    LFW_CONFIG_RUN);
   assert_int_equal(cfg.port, 9443);
   assert_int_equal(cfg.mode, LFW_MODE_WARN);
@@ -89,9 +89,9 @@ static void test_values(void **state) {
   assert_int_equal(cfg.shutdown_timeout_us, 500000);
   assert_int_equal(cfg.threads, 3);
 
-  assert_int_equal(parse(&cfg, err, sizeof err, REQ, "--no-default-exempt", "--exempt-user=bob",
-                         NULL),
-                   LFW_CONFIG_RUN);
+  assert_int_equal(
+      parse(&cfg, err, sizeof err, REQ, "--no-default-exempt", "--exempt-user=bob", NULL),
+      LFW_CONFIG_RUN);
   assert_int_equal(cfg.policy.n_exempt_users, 1);
   assert_string_equal(cfg.policy.exempt_users[0], "bob");
   assert_int_equal(parse(&cfg, err, sizeof err, REQ, "--no-default-exempt=yes", NULL),
@@ -260,8 +260,8 @@ static void test_file_source(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_defaults),   cmocka_unit_test(test_values),
-      cmocka_unit_test(test_errors),     cmocka_unit_test(test_durations),
+      cmocka_unit_test(test_defaults),    cmocka_unit_test(test_values),
+      cmocka_unit_test(test_errors),      cmocka_unit_test(test_durations),
       cmocka_unit_test(test_file_source),
   };
 

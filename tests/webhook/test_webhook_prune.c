@@ -36,7 +36,8 @@ static void check(const char *in, size_t len) {
 }
 
 /* Bytes that make interesting mutations in JSON text. */
-static const char alphabet[] = "{}[]\",:\\u0123456789-+.eEtfnrl \t\n\xc3\xa9\xed\xa0\x80\xf4\x90\x00/";
+static const char alphabet[] =
+    "{}[]\",:\\u0123456789-+.eEtfnrl \t\n\xc3\xa9\xed\xa0\x80\xf4\x90\x00/";
 
 static void mutate(char *buf, size_t *len, size_t cap) {
   size_t pos = *len > 0 ? next_rand() % *len : 0;

@@ -68,8 +68,7 @@ static void answer_free(answer *a) {
 
 /* Runs one review body through the handler and checks the answer is well
  * formed: valid JSON with the AdmissionReview shape, or plain text. */
-static void run(const lfw_review_env *env, const char *body, size_t len, int64_t now,
-                answer *a) {
+static void run(const lfw_review_env *env, const char *body, size_t len, int64_t now, answer *a) {
   lfw_buf out;
   lfw_buf whole;
   lfw_buf scratch;
@@ -142,7 +141,8 @@ static void test_vectors(void **state) {
     const json_t *mc = json_object_get(expect, "message_contains");
     wht_policy p;
     stub s = {c, 0, 0};
-    lfw_lease_source src = {.name = "stub", .ctx = &s, .get = stub_get, .ready = stub_ready, .caches = true};
+    lfw_lease_source src = {
+        .name = "stub", .ctx = &s, .get = stub_get, .ready = stub_ready, .caches = true};
     lfw_review_env env;
     json_t *review = wht_review(request);
     answer a;
@@ -194,7 +194,8 @@ static void test_vectors(void **state) {
       if (json_object_get(expect, "retry_live") != NULL)
         assert_int_equal(s.live_calls, json_is_true(json_object_get(expect, "retry_live")) ? 2 : 0);
       assert_true(s.live_calls <= 2);
-      if (strcmp(json_string_value(json_object_get(expect, "reason")), "AdmittedUnavailable") == 0) {
+      if (strcmp(json_string_value(json_object_get(expect, "reason")), "AdmittedUnavailable") ==
+          0) {
         const json_t *w = json_object_get(resp(&a), "warnings");
 
         assert_int_equal(json_array_size(w), 1);
@@ -233,7 +234,8 @@ static void run_case_in_mode(const json_t *c, lfw_mode mode, answer *a) {
   s.c = c;
   s.calls = 0;
   s.live_calls = 0;
-  src = (lfw_lease_source){.name = "stub", .ctx = &s, .get = stub_get, .ready = stub_ready, .caches = true};
+  src = (lfw_lease_source){
+      .name = "stub", .ctx = &s, .get = stub_get, .ready = stub_ready, .caches = true};
   wht_policy_from_json(&p, json_object_get(c, "policy"));
   env.policy = &p.policy;
   env.mode = mode;
@@ -361,10 +363,13 @@ static void test_malformed(void **state) {
    * drops, duplicates are not looked for: see prune.h.) */
   TEXT_400("{\"kind\":\"a\",\"kind\":\"b\"}", "duplicate object key");
   TEXT_400("{\"apiVersion\":\"admission.k8s.io/v1beta1\",\"kind\":\"AdmissionReview\","
-                  "\"request\":{\"uid\":\"u\"}}", "only admission.k8s.io/v1");
-  TEXT_400("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"Pod\",\"request\":{}}", "expected AdmissionReview");
+           "\"request\":{\"uid\":\"u\"}}",
+           "only admission.k8s.io/v1");
+  TEXT_400("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"Pod\",\"request\":{}}",
+           "expected AdmissionReview");
   TEXT_400("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
-                  "\"request\":{\"uid\":\"\\u00ff\xff\"}}", "not valid JSON"); /* Invalid UTF-8. */
+           "\"request\":{\"uid\":\"\\u00ff\xff\"}}",
+           "not valid JSON"); /* Invalid UTF-8. */
   TEXT_400("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\"}", "request");
   /* 100 000 levels of nesting: refused by the parser's depth limit, without
    * recursion trouble. */
@@ -406,14 +411,28 @@ static json_t *with_value(const json_t *review, const char *path, json_t *value)
  * formed answer, never a crash; fields whose type is fixed are refused. */
 static void test_wrong_types(void **state) {
   static const char *const fields[] = {
-      "request.uid",          "request.kind",           "request.resource",
-      "request.subResource",  "request.name",           "request.namespace",
-      "request.operation",    "request.userInfo",       "request.userInfo.username",
-      "request.userInfo.groups", "request.userInfo.extra", "request.object",
-      "request.oldObject",    "request.options",        "request.dryRun",
-      "request.object.metadata", "request.object.metadata.annotations",
-      "request.oldObject.metadata", "request.kind.kind", "request.resource.resource",
-      "request.resource.group", "request",
+      "request.uid",
+      "request.kind",
+      "request.resource",
+      "request.subResource",
+      "request.name",
+      "request.namespace",
+      "request.operation",
+      "request.userInfo",
+      "request.userInfo.username",
+      "request.userInfo.groups",
+      "request.userInfo.extra",
+      "request.object",
+      "request.oldObject",
+      "request.options",
+      "request.dryRun",
+      "request.object.metadata",
+      "request.object.metadata.annotations",
+      "request.oldObject.metadata",
+      "request.kind.kind",
+      "request.resource.resource",
+      "request.resource.group",
+      "request",
   };
   /* Fields that must be of one type, so any other type is an error. */
   static const char *const strict[] = {"request.uid", "request.operation", "request.dryRun",
@@ -444,8 +463,9 @@ static void test_wrong_types(void **state) {
         if (strcmp(strict[k], fields[f]) == 0)
           is_strict = true;
       /* A string where a string belongs is not a wrong type. */
-      if (is_strict && !(t == 4 && (strcmp(fields[f], "request.uid") == 0 ||
-                                    strcmp(fields[f], "request.operation") == 0)) &&
+      if (is_strict &&
+          !(t == 4 && (strcmp(fields[f], "request.uid") == 0 ||
+                       strcmp(fields[f], "request.operation") == 0)) &&
           !(t == 2 && strcmp(fields[f], "request.userInfo.groups") == 0) &&
           !(t == 1 && strcmp(fields[f], "request.dryRun") == 0)) {
         if (a.res.decision != LFW_D_ERROR)
@@ -485,15 +505,15 @@ static void test_uid_echo(void **state) {
  * through the source and judged as oldObject's (docs/protocol.md, 4.2). */
 typedef struct scale_stub {
   stub base;
-  int rc;              /* What parent_metadata returns. */
-  const char *lease;   /* The parent's protection annotation, or NULL. */
-  const char *stamp;   /* The parent's stamp annotation, or NULL. */
+  int rc;            /* What parent_metadata returns. */
+  const char *lease; /* The parent's protection annotation, or NULL. */
+  const char *stamp; /* The parent's stamp annotation, or NULL. */
   int parent_calls;
 } scale_stub;
 
-static int scale_parent_md(void *ctx, const char *group, const char *version,
-                           const char *resource, const char *ns, const char *name,
-                           int64_t deadline_us, json_t **out, lf_error *err) {
+static int scale_parent_md(void *ctx, const char *group, const char *version, const char *resource,
+                           const char *ns, const char *name, int64_t deadline_us, json_t **out,
+                           lf_error *err) {
   scale_stub *s = ctx;
   (void)deadline_us;
   s->parent_calls++;
@@ -525,9 +545,9 @@ static void test_scale(void **state) {
   json_t *root = wht_load_vectors("decisions.json");
   const json_t *c = find_case(root, "current holder and term, update");
   const char *stamp = json_string_value(json_object_get(
-      json_object_get(json_object_get(json_object_get(json_object_get(c, "request"), "object"),
-                                      "metadata"),
-                      "annotations"),
+      json_object_get(
+          json_object_get(json_object_get(json_object_get(c, "request"), "object"), "metadata"),
+          "annotations"),
       LF_ANNOTATION_STAMP));
   int64_t now = wht_time(json_string_value(json_object_get(c, "now")));
   static const struct {
@@ -546,24 +566,28 @@ static void test_scale(void **state) {
   (void)state;
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     scale_stub s = {.base = {c, 0, 0}, .rc = cases[i].rc, .lease = cases[i].lease, .stamp = stamp};
-    lfw_lease_source src = {.name = "stub", .ctx = &s, .get = scale_get, .ready = stub_ready,
-                            .parent_metadata = cases[i].with_parent_reader ? scale_parent_md : NULL};
+    lfw_lease_source src = {.name = "stub",
+                            .ctx = &s,
+                            .get = scale_get,
+                            .ready = stub_ready,
+                            .parent_metadata =
+                                cases[i].with_parent_reader ? scale_parent_md : NULL};
     lf_policy policy;
     lfw_review_env env = plain_env(&policy);
     env.source = &src;
     json_t *scale = json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:i}}", "apiVersion", "autoscaling/v1",
                               "kind", "Scale", "metadata", "name", "web", "namespace", "default",
                               "spec", "replicas", 3);
-    json_t *req = json_pack(
-        "{s:s, s:{s:s,s:s,s:s}, s:{s:s,s:s,s:s}, s:s, s:s, s:s, s:s, s:O, s:O, s:{s:s}, "
-        "s:{s:s, s:[s], s:{s:[s]}}}",
-        "uid", "u-scale", "kind", "group", "autoscaling", "version", "v1", "kind", "Scale",
-        "resource", "group", "apps", "version", "v1", "resource", "deployments", "subResource",
-        "scale", "namespace", "default", "name", "web", "operation", "UPDATE", "object", scale,
-        "oldObject", scale, "options", "fieldManager",
-        strcmp(cases[i].fm, "STAMP") == 0 ? stamp : cases[i].fm, "userInfo", "username",
-        "system:serviceaccount:default:ctrl", "groups", "system:serviceaccounts", "extra",
-        LF_EXTRA_POD_NAME, "ctrl-a");
+    json_t *req =
+        json_pack("{s:s, s:{s:s,s:s,s:s}, s:{s:s,s:s,s:s}, s:s, s:s, s:s, s:s, s:O, s:O, s:{s:s}, "
+                  "s:{s:s, s:[s], s:{s:[s]}}}",
+                  "uid", "u-scale", "kind", "group", "autoscaling", "version", "v1", "kind",
+                  "Scale", "resource", "group", "apps", "version", "v1", "resource", "deployments",
+                  "subResource", "scale", "namespace", "default", "name", "web", "operation",
+                  "UPDATE", "object", scale, "oldObject", scale, "options", "fieldManager",
+                  strcmp(cases[i].fm, "STAMP") == 0 ? stamp : cases[i].fm, "userInfo", "username",
+                  "system:serviceaccount:default:ctrl", "groups", "system:serviceaccounts", "extra",
+                  LF_EXTRA_POD_NAME, "ctrl-a");
     json_t *review = wht_review(req);
     answer a;
     run_json(&env, review, now, &a);
@@ -584,10 +608,10 @@ static void test_scale(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_vectors),     cmocka_unit_test(test_modes),
+      cmocka_unit_test(test_vectors),           cmocka_unit_test(test_modes),
       cmocka_unit_test(test_warning_truncated), cmocka_unit_test(test_utf8_prefix),
-      cmocka_unit_test(test_malformed),   cmocka_unit_test(test_wrong_types),
-      cmocka_unit_test(test_uid_echo),    cmocka_unit_test(test_scale),
+      cmocka_unit_test(test_malformed),         cmocka_unit_test(test_wrong_types),
+      cmocka_unit_test(test_uid_echo),          cmocka_unit_test(test_scale),
   };
 
   lfw_log_level = LFW_LOG_ERROR; /* Keep the test output to the results. */

@@ -43,8 +43,8 @@
 static const char *server_bin;
 static const char *certs_tool;
 static double scale = 1.0;
-static int slow = 1; /* Timeouts multiply by this under a wrapper. */
-static char dir[128];  /* Work directory: certs/, leases/, logs. */
+static int slow = 1;  /* Timeouts multiply by this under a wrapper. */
+static char dir[128]; /* Work directory: certs/, leases/, logs. */
 
 typedef struct server {
   pid_t pid;
@@ -137,14 +137,13 @@ static json_t *fresh_lease(const char *ns, const char *name, const char *uid, co
   struct timespec ts;
 
   clock_gettime(CLOCK_REALTIME, &ts);
-  assert_int_equal(lf_time_format((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, now,
-                                  sizeof now),
-                   0);
+  assert_int_equal(
+      lf_time_format((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, now, sizeof now), 0);
   return json_pack("{s:s,s:s,s:{s:s,s:s,s:s,s:s},s:{s:s,s:i,s:i,s:s,s:s}}", "apiVersion",
-                   "coordination.k8s.io/v1", "kind", "Lease", "metadata", "name", name,
-                   "namespace", ns, "uid", uid, "resourceVersion", "1", "spec", "holderIdentity",
-                   holder, "leaseDurationSeconds", 3600, "leaseTransitions", term, "renewTime",
-                   now, "acquireTime", now);
+                   "coordination.k8s.io/v1", "kind", "Lease", "metadata", "name", name, "namespace",
+                   ns, "uid", uid, "resourceVersion", "1", "spec", "holderIdentity", holder,
+                   "leaseDurationSeconds", 3600, "leaseTransitions", term, "renewTime", now,
+                   "acquireTime", now);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -434,8 +433,7 @@ static void raw_close(raw_tls *t) {
   close(t->fd);
 }
 
-static void serial_hex(const gnutls_datum_t *der, gnutls_x509_crt_fmt_t fmt, char *out,
-                       size_t n) {
+static void serial_hex(const gnutls_datum_t *der, gnutls_x509_crt_fmt_t fmt, char *out, size_t n) {
   gnutls_x509_crt_t crt;
   unsigned char serial[64];
   size_t len = sizeof serial;
@@ -483,12 +481,13 @@ static int setup(void **state) {
   snprintf(dir, sizeof dir, "/tmp/lfw-server-test-XXXXXX");
   if (mkdtemp(dir) == NULL)
     return -1;
-  run_cmd("mkdir -p %s/leases/default %s/certs %s/other && %s all --dir %s/certs --service leasefence "
-          "--namespace leasefence --ip 127.0.0.1 >/dev/null && "
-          "%s client --dir %s/certs --cn kube-apiserver --org system:masters >/dev/null && "
-          "%s all --dir %s/other --service other --namespace other --ip 127.0.0.1 >/dev/null && "
-          "%s client --dir %s/other --cn intruder >/dev/null",
-          dir, dir, dir, certs_tool, dir, certs_tool, dir, certs_tool, dir, certs_tool, dir);
+  run_cmd(
+      "mkdir -p %s/leases/default %s/certs %s/other && %s all --dir %s/certs --service leasefence "
+      "--namespace leasefence --ip 127.0.0.1 >/dev/null && "
+      "%s client --dir %s/certs --cn kube-apiserver --org system:masters >/dev/null && "
+      "%s all --dir %s/other --service other --namespace other --ip 127.0.0.1 >/dev/null && "
+      "%s client --dir %s/other --cn intruder >/dev/null",
+      dir, dir, dir, certs_tool, dir, certs_tool, dir, certs_tool, dir, certs_tool, dir);
   vectors = wht_load_vectors("decisions.json");
   start_server(&main_srv, extra);
   return 0;
@@ -650,8 +649,8 @@ static void test_vectors_https(void **state) {
       assert_int_equal(json_integer_value(json_object_get(json_object_get(resp, "status"), "code")),
                        400);
     } else {
-      const char *reason = json_string_value(
-          json_object_get(json_object_get(resp, "auditAnnotations"), "reason"));
+      const char *reason =
+          json_string_value(json_object_get(json_object_get(resp, "auditAnnotations"), "reason"));
 
       if (json_is_true(json_object_get(resp, "allowed")) !=
               json_is_true(json_object_get(expect, "allowed")) ||
@@ -667,8 +666,7 @@ static void test_vectors_https(void **state) {
     json_decref(review);
     sent++;
   }
-  print_message("%d vectors sent over HTTPS, %d skipped as clock-sensitive\n", sent,
-                skipped_clock);
+  print_message("%d vectors sent over HTTPS, %d skipped as clock-sensitive\n", sent, skipped_clock);
   assert_true(sent >= 50);
 }
 
@@ -690,7 +688,7 @@ static void expect_status(const char *path, const char *ctype, const char *body,
   resp_free(&r);
 }
 
-#define EXPECT(body, status, needle)                                                      \
+#define EXPECT(body, status, needle)                                                               \
   expect_status("/validate", "application/json", body, strlen(body), false, status, needle)
 
 static void test_bad_requests(void **state) {
@@ -835,8 +833,8 @@ static void *traffic_main(void *arg) {
     if (r.rc != CURLE_OK || r.status != 200 || !wht_contains(r.body, uid) ||
         !wht_contains(r.body, expect_allowed)) {
       if (t->failures++ == 0)
-        snprintf(t->first_error, sizeof t->first_error, "rc %d (%s) status %ld: %.120s",
-                 (int)r.rc, curl_easy_strerror(r.rc), r.status, r.body != NULL ? r.body : "");
+        snprintf(t->first_error, sizeof t->first_error, "rc %d (%s) status %ld: %.120s", (int)r.rc,
+                 curl_easy_strerror(r.rc), r.status, r.body != NULL ? r.body : "");
     }
     t->done++;
     resp_free(&r);
@@ -852,10 +850,10 @@ static void traffic_bodies(char **allow, char **deny) {
   const json_t *c = find_case("current holder and term, update");
   json_t *review = wht_review(json_object_get(c, "request"));
   json_t *req = json_object_get(review, "request");
-  json_t *ann = json_object_get(json_object_get(json_object_get(req, "object"), "metadata"),
-                                "annotations");
-  json_t *old_ann = json_object_get(
-      json_object_get(json_object_get(req, "oldObject"), "metadata"), "annotations");
+  json_t *ann =
+      json_object_get(json_object_get(json_object_get(req, "object"), "metadata"), "annotations");
+  json_t *old_ann = json_object_get(json_object_get(json_object_get(req, "oldObject"), "metadata"),
+                                    "annotations");
   const char *holder = "ctrl-a_aaaaaaaa-0000-4000-8000-000000000001";
   const char *luid = "22222222-2222-4222-8222-222222222222";
   json_t *lease = fresh_lease("default", "traffic", luid, holder, 7);
@@ -998,7 +996,8 @@ static void test_hot_reload(void **state) {
   }
   /* Rotate only once traffic is flowing, so the swap happens under load. */
   deadline = mono_ms() + 15000 * slow;
-  while (metric(&main_srv, "leasefence_request_duration_seconds_count") < count0 + 100 * scale + 4) {
+  while (metric(&main_srv, "leasefence_request_duration_seconds_count") <
+         count0 + 100 * scale + 4) {
     if (mono_ms() > deadline)
       fail_msg("no traffic before the rotation");
     pause_ms(20);
@@ -1017,7 +1016,8 @@ static void test_hot_reload(void **state) {
   }
   /* Some more traffic on the new certificate, then stop. */
   count0 = metric(&main_srv, "leasefence_request_duration_seconds_count");
-  while (metric(&main_srv, "leasefence_request_duration_seconds_count") < count0 + 100 * scale + 4) {
+  while (metric(&main_srv, "leasefence_request_duration_seconds_count") <
+         count0 + 100 * scale + 4) {
     if (mono_ms() > deadline)
       fail_msg("no traffic after the rotation");
     pause_ms(20);
@@ -1044,8 +1044,7 @@ static void test_bad_reload(void **state) {
   char keep[512];
   char before[130];
   char after[130];
-  double failures0 =
-      metric(&main_srv, "leasefence_certificate_reloads_total{result=\"failure\"}");
+  double failures0 = metric(&main_srv, "leasefence_certificate_reloads_total{result=\"failure\"}");
   int64_t deadline;
 
   (void)state;
@@ -1249,12 +1248,12 @@ static void test_sigterm_inflight(void **state) {
   req = json_object_get(review, "request");
   snprintf(stamp, sizeof stamp, "lf1:2:%s:%s", luid, holder);
   json_object_set_new(req, "uid", json_string("slow-request"));
-  json_object_set_new(json_object_get(json_object_get(json_object_get(req, "object"), "metadata"),
-                                      "annotations"),
-                      "leasefence.io/lease", json_string("slow"));
-  json_object_set_new(json_object_get(json_object_get(json_object_get(req, "object"), "metadata"),
-                                      "annotations"),
-                      "leasefence.io/stamp", json_string(stamp));
+  json_object_set_new(
+      json_object_get(json_object_get(json_object_get(req, "object"), "metadata"), "annotations"),
+      "leasefence.io/lease", json_string("slow"));
+  json_object_set_new(
+      json_object_get(json_object_get(json_object_get(req, "object"), "metadata"), "annotations"),
+      "leasefence.io/stamp", json_string(stamp));
   json_object_del(req, "oldObject");
   json_object_set_new(req, "operation", json_string("CREATE"));
   body = json_dumps(review, JSON_COMPACT);
@@ -1324,12 +1323,11 @@ static void test_sigterm_inflight(void **state) {
 
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_vectors_https),    cmocka_unit_test(test_bad_requests),
+      cmocka_unit_test(test_vectors_https),      cmocka_unit_test(test_bad_requests),
       cmocka_unit_test(test_traffic_concurrent), cmocka_unit_test(test_stalled_clients),
-      cmocka_unit_test(test_hot_reload),       cmocka_unit_test(test_bad_reload),
+      cmocka_unit_test(test_hot_reload),         cmocka_unit_test(test_bad_reload),
       cmocka_unit_test(test_health_and_metrics), cmocka_unit_test(test_tls_versions),
-      cmocka_unit_test(test_client_ca),
-      cmocka_unit_test(test_sigterm_inflight),
+      cmocka_unit_test(test_client_ca),          cmocka_unit_test(test_sigterm_inflight),
   };
   const char *v;
   int rc;

@@ -66,8 +66,8 @@ int64_t wht_time(const char *rfc3339) {
 }
 
 json_t *wht_review(const json_t *request) {
-  return json_pack("{s:s,s:s,s:O}", "apiVersion", "admission.k8s.io/v1", "kind",
-                   "AdmissionReview", "request", request);
+  return json_pack("{s:s,s:s,s:O}", "apiVersion", "admission.k8s.io/v1", "kind", "AdmissionReview",
+                   "request", request);
 }
 
 int wht_contains(const char *haystack, const char *needle) {

@@ -16,7 +16,7 @@
 #include <time.h>
 
 typedef struct lfw_buf {
-  char *data;    /* NUL-terminated after every successful append. */
+  char *data; /* NUL-terminated after every successful append. */
   size_t len;
   size_t cap;    /* Allocated bytes (len + 1 <= cap when data != NULL). */
   size_t max;    /* Hard limit on len. */

@@ -138,8 +138,8 @@ static void print_help(FILE *out, const char *prog) {
     char left[64];
 
     if (flags[i].value != NULL)
-      snprintf(left, sizeof left, "%s%s %s", strlen(flags[i].name) == 1 ? "-" : "--",
-               flags[i].name, flags[i].value);
+      snprintf(left, sizeof left, "%s%s %s", strlen(flags[i].name) == 1 ? "-" : "--", flags[i].name,
+               flags[i].value);
     else
       snprintf(left, sizeof left, "--%s", flags[i].name);
     fprintf(out, "  %-44s %s", left, flags[i].help);
@@ -343,8 +343,8 @@ static int set_flag(lfw_config *cfg, const flag *f, const char *val, char *err, 
   case F_CERT_POLL:
   case F_SKEW:
     if (lfw_parse_duration(val, &us) != 0)
-      return fail(err, err_size, "--%s: \"%s\" is not a duration (like 2s, 500ms, 1m30s)",
-                  f->name, val);
+      return fail(err, err_size, "--%s: \"%s\" is not a duration (like 2s, 500ms, 1m30s)", f->name,
+                  val);
     if (f->id == F_SHUTDOWN) {
       cfg->shutdown_timeout_us = us;
     } else if (f->id == F_LEASE_TIMEOUT) {
@@ -370,8 +370,8 @@ static int set_flag(lfw_config *cfg, const flag *f, const char *val, char *err, 
     else if (parse_uint(val, 10, &n) == 0)
       cfg->log_level = (int)n;
     else
-      return fail(err, err_size, "--%s: \"%s\" is not a level (0-10, error, info, debug)",
-                  f->name, val);
+      return fail(err, err_size, "--%s: \"%s\" is not a level (0-10, error, info, debug)", f->name,
+                  val);
     break;
   case F_MODE:
     if (strcmp(val, "deny") == 0)
@@ -394,8 +394,8 @@ static int set_flag(lfw_config *cfg, const flag *f, const char *val, char *err, 
     else if (strcmp(val, "required") == 0)
       cfg->policy.identity = LF_IDENTITY_REQUIRED;
     else
-      return fail(err, err_size,
-                  "--identity-binding: \"%s\" is not off, when-present or required", val);
+      return fail(err, err_size, "--identity-binding: \"%s\" is not off, when-present or required",
+                  val);
     break;
   case F_UNAVAILABLE:
     if (strcmp(val, "deny") == 0)
@@ -507,8 +507,7 @@ int lfw_config_parse(int argc, char **argv, lfw_config *cfg, FILE *out, char *er
   }
   if (cfg->cert_file == NULL || cfg->key_file == NULL)
     return fail(err, err_size, "--tls-cert-file and --tls-private-key-file are required");
-  if (cfg->health_port == cfg->port &&
-      strcmp(cfg->health_bind_address, cfg->bind_address) == 0)
+  if (cfg->health_port == cfg->port && strcmp(cfg->health_bind_address, cfg->bind_address) == 0)
     return fail(err, err_size, "--health-port must differ from --port");
   /* Exempt users: the library's built-in ones (unless dropped), then the
    * ones given, in one array the policy points into. */

@@ -24,29 +24,29 @@ const char *lfw_mode_name(lfw_mode mode);
 #define LFW_EXEMPT_MAX 64 /* --exempt-user / --exempt-group values, each. */
 
 typedef struct lfw_config {
-  const char *bind_address;  /* Serving address, default "0.0.0.0". */
-  unsigned port;             /* Default 8443. */
-  const char *path;          /* Review path, default "/validate". */
-  const char *cert_file;     /* --tls-cert-file (required). */
-  const char *key_file;      /* --tls-private-key-file (required). */
+  const char *bind_address;   /* Serving address, default "0.0.0.0". */
+  unsigned port;              /* Default 8443. */
+  const char *path;           /* Review path, default "/validate". */
+  const char *cert_file;      /* --tls-cert-file (required). */
+  const char *key_file;       /* --tls-private-key-file (required). */
   const char *client_ca_file; /* Optional: require client certificates from it. */
-  int tls_min;               /* 12 or 13. */
-  size_t max_request_bytes;  /* Default 7 MiB (LF_REVIEW_JSON_MAX). */
-  unsigned max_connections;  /* Default 1024. */
-  unsigned idle_timeout_s;   /* Per-connection idle timeout, default 120 s. */
-  unsigned threads;          /* 0: one per online CPU. */
+  int tls_min;                /* 12 or 13. */
+  size_t max_request_bytes;   /* Default 7 MiB (LF_REVIEW_JSON_MAX). */
+  unsigned max_connections;   /* Default 1024. */
+  unsigned idle_timeout_s;    /* Per-connection idle timeout, default 120 s. */
+  unsigned threads;           /* 0: one per online CPU. */
   int64_t shutdown_timeout_us;
   const char *health_bind_address;
-  unsigned health_port;      /* Plain HTTP: /healthz, /readyz, /metrics. */
+  unsigned health_port; /* Plain HTTP: /healthz, /readyz, /metrics. */
   int log_level;
   lfw_mode mode;
-  const char *lease_source;  /* "kube" (default), "kube-cached" or "file:DIR". */
-  const char *kubeconfig;    /* NULL: in-cluster configuration. */
-  int64_t lease_timeout_us;  /* Deadline of one Lease lookup. */
+  const char *lease_source;         /* "kube" (default), "kube-cached" or "file:DIR". */
+  const char *kubeconfig;           /* NULL: in-cluster configuration. */
+  int64_t lease_timeout_us;         /* Deadline of one Lease lookup. */
   int64_t cache_max_staleness_us;   /* kube-cached: oldest copy served. */
   const char *cache_namespace;      /* kube-cached: NULL for all namespaces. */
   const char *cache_label_selector; /* kube-cached: NULL for all Leases. */
-  int64_t cert_poll_us;      /* How often the certificate files are checked. */
+  int64_t cert_poll_us;             /* How often the certificate files are checked. */
   lf_policy policy;
   /* Storage for the exempt lists the policy points into: the built-in users
    * (unless --no-default-exempt), then each --exempt-user; --exempt-group. */
@@ -64,8 +64,7 @@ enum {
 
 /* Parses argv into `cfg` (whose strings then point into argv). Writes --help
  * and --version output to `out`. Returns one of LFW_CONFIG_*. */
-int lfw_config_parse(int argc, char **argv, lfw_config *cfg, FILE *out, char *err,
-                     size_t err_size);
+int lfw_config_parse(int argc, char **argv, lfw_config *cfg, FILE *out, char *err, size_t err_size);
 
 /* Parses a Go-style duration ("1m30s", "250ms", "0") into microseconds. */
 int lfw_parse_duration(const char *text, int64_t *out_us);

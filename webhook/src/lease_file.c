@@ -28,8 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CACHE_SLOTS 128      /* Direct-mapped by a hash of namespace/name. */
-#define SETTLED_SECONDS 3    /* Age of an mtime past which the file is cached. */
+#define CACHE_SLOTS 128   /* Direct-mapped by a hash of namespace/name. */
+#define SETTLED_SECONDS 3 /* Age of an mtime past which the file is cached. */
 
 /* What stat() says about a file; equal signatures mean unchanged content
  * (for files whose mtime is settled). */

@@ -52,7 +52,8 @@ static const double read_buckets[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025,
 #define N_BUCKETS (sizeof(read_buckets) / sizeof(read_buckets[0]))
 
 enum { READ_OK, READ_NOT_FOUND, READ_DENIED, READ_TIMEOUT, READ_ERROR, READ_COUNT };
-static const char *const result_names[READ_COUNT] = {"ok", "not_found", "denied", "timeout", "error"};
+static const char *const result_names[READ_COUNT] = {"ok", "not_found", "denied", "timeout",
+                                                     "error"};
 
 enum { C_HIT, C_MISS_ABSENT, C_MISS_STALE, C_MISS_UNSYNCED, C_LIVE_ASKED, C_COUNT };
 static const char *const cache_names[C_COUNT] = {"hit", "miss_absent", "miss_stale",
@@ -151,11 +152,11 @@ static void set_not_ready(lfw_kube_source *s, const char *why) {
 /* Strong reads                                                              */
 
 static void count_read(lfw_kube_source *s, int rc, int64_t took_us) {
-  int r = rc == LF_OK            ? READ_OK
-          : rc == LF_ENOTFOUND   ? READ_NOT_FOUND
-          : rc == LF_EDENIED     ? READ_DENIED
-          : rc == LF_ETIMEDOUT   ? READ_TIMEOUT
-                                 : READ_ERROR;
+  int r = rc == LF_OK          ? READ_OK
+          : rc == LF_ENOTFOUND ? READ_NOT_FOUND
+          : rc == LF_EDENIED   ? READ_DENIED
+          : rc == LF_ETIMEDOUT ? READ_TIMEOUT
+                               : READ_ERROR;
   size_t b = 0;
   atomic_fetch_add_explicit(&s->reads[r], 1, memory_order_relaxed);
   while (b < N_BUCKETS && (double)took_us / 1e6 > read_buckets[b]) {
@@ -239,44 +240,44 @@ static int strong_get(lfw_kube_source *s, const lf_lease_ref *ref, int64_t deadl
    * before we arrived. */
   need = slot->started + 1;
   for (;;) {
-  while (slot->done < need) {
-    if (!slot->in_flight) {
-      uint64_t mine = ++slot->started;
-      lf_lease lease;
-      lf_error rerr;
-      own = mine;
-      memset(&lease, 0, sizeof(lease));
-      slot->in_flight = true;
-      pthread_mutex_unlock(&s->mu);
-      memset(&rerr, 0, sizeof(rerr));
-      rc = read_once(s, ref, deadline_us, &lease, &rerr);
-      pthread_mutex_lock(&s->mu);
-      slot->rc = rc;
-      slot->lease = lease;
-      slot->err = rerr;
-      slot->done = mine;
-      slot->in_flight = false;
-      pthread_cond_broadcast(&slot->cond);
-      continue;
+    while (slot->done < need) {
+      if (!slot->in_flight) {
+        uint64_t mine = ++slot->started;
+        lf_lease lease;
+        lf_error rerr;
+        own = mine;
+        memset(&lease, 0, sizeof(lease));
+        slot->in_flight = true;
+        pthread_mutex_unlock(&s->mu);
+        memset(&rerr, 0, sizeof(rerr));
+        rc = read_once(s, ref, deadline_us, &lease, &rerr);
+        pthread_mutex_lock(&s->mu);
+        slot->rc = rc;
+        slot->lease = lease;
+        slot->err = rerr;
+        slot->done = mine;
+        slot->in_flight = false;
+        pthread_cond_broadcast(&slot->cond);
+        continue;
+      }
+      struct timespec until = {.tv_sec = deadline_us / 1000000,
+                               .tv_nsec = (long)(deadline_us % 1000000) * 1000};
+      if (pthread_cond_timedwait(&slot->cond, &s->mu, &until) != 0 && slot->done < need) {
+        pthread_mutex_unlock(&s->mu);
+        err->code = LF_ETIMEDOUT;
+        snprintf(err->text, sizeof(err->text), "timed out waiting for the read of Lease %s/%s",
+                 ref->ns, ref->name);
+        return LF_ETIMEDOUT;
+      }
     }
-    struct timespec until = {.tv_sec = deadline_us / 1000000,
-                             .tv_nsec = (long)(deadline_us % 1000000) * 1000};
-    if (pthread_cond_timedwait(&slot->cond, &s->mu, &until) != 0 && slot->done < need) {
-      pthread_mutex_unlock(&s->mu);
-      err->code = LF_ETIMEDOUT;
-      snprintf(err->text, sizeof(err->text),
-               "timed out waiting for the read of Lease %s/%s", ref->ns, ref->name);
-      return LF_ETIMEDOUT;
-    }
-  }
-  /* A read is bounded by the deadline of the request that started it. If it
+    /* A read is bounded by the deadline of the request that started it. If it
    * ran out on that budget while ours has time left, it says nothing about
    * the Lease: read again (the next read to start is after our arrival too). */
-  if (slot->rc == LF_ETIMEDOUT && slot->done != own && mono_us() + 1000 < deadline_us) {
-    need = slot->started + 1;
-    continue;
-  }
-  break;
+    if (slot->rc == LF_ETIMEDOUT && slot->done != own && mono_us() + 1000 < deadline_us) {
+      need = slot->started + 1;
+      continue;
+    }
+    break;
   }
   if (slot->done != own) {
     /* Someone else's read, started after we arrived, answered for us (the
@@ -345,8 +346,8 @@ static void cache_clear(lfw_kube_source *s) {
 }
 
 static void copy_rv(lfw_kube_source *s, const json_t *object) {
-  const char *rv = json_string_value(json_object_get(json_object_get(object, "metadata"),
-                                                     "resourceVersion"));
+  const char *rv =
+      json_string_value(json_object_get(json_object_get(object, "metadata"), "resourceVersion"));
   if (rv != NULL && strlen(rv) <= LF_RESOURCE_VERSION_MAX) {
     snprintf(s->rv, sizeof(s->rv), "%s", rv);
   }
@@ -475,7 +476,8 @@ static void *watch_loop(void *arg) {
       }
     }
     pthread_mutex_lock(&s->cache_mu);
-    snprintf(path, sizeof(path), "%s%swatch=1&allowWatchBookmarks=true&timeoutSeconds=%d&resourceVersion=%s",
+    snprintf(path, sizeof(path),
+             "%s%swatch=1&allowWatchBookmarks=true&timeoutSeconds=%d&resourceVersion=%s",
              s->list_path, strchr(s->list_path, '?') != NULL ? "&" : "?", WATCH_PERIOD_S, s->rv);
     pthread_mutex_unlock(&s->cache_mu);
 
@@ -568,11 +570,12 @@ static int src_parent_metadata(void *ctx, const char *group, const char *version
   int rc;
 
   *out = NULL;
-  if (lf_kube_escape(group, g, sizeof(g)) != LF_OK || lf_kube_escape(version, v, sizeof(v)) != LF_OK ||
-      lf_kube_escape(resource, r, sizeof(r)) != LF_OK || lf_kube_escape(ns, n, sizeof(n)) != LF_OK ||
-      lf_kube_escape(name, o, sizeof(o)) != LF_OK || version[0] == '\0' || name[0] == '\0' ||
-      dot_segment(group) || dot_segment(version) || dot_segment(resource) || dot_segment(ns) ||
-      dot_segment(name)) {
+  if (lf_kube_escape(group, g, sizeof(g)) != LF_OK ||
+      lf_kube_escape(version, v, sizeof(v)) != LF_OK ||
+      lf_kube_escape(resource, r, sizeof(r)) != LF_OK ||
+      lf_kube_escape(ns, n, sizeof(n)) != LF_OK || lf_kube_escape(name, o, sizeof(o)) != LF_OK ||
+      version[0] == '\0' || name[0] == '\0' || dot_segment(group) || dot_segment(version) ||
+      dot_segment(resource) || dot_segment(ns) || dot_segment(name)) {
     err->code = LF_EINVAL;
     snprintf(err->text, sizeof(err->text), "the request does not name its object's resource");
     return LF_EINVAL;
@@ -716,10 +719,9 @@ int lfw_lease_kube_open(const lfw_kube_options *opts, lfw_lease_source *out, lf_
       snprintf(err->text, sizeof(err->text), "--cache-label-selector is too long");
       goto out;
     }
-    int n = snprintf(s->list_path, sizeof(s->list_path),
-                     "/apis/coordination.k8s.io/v1%s%s/leases%s%s",
-                     ns[0] != '\0' ? "/namespaces/" : "", ns,
-                     sel[0] != '\0' ? "?labelSelector=" : "", sel);
+    int n = snprintf(
+        s->list_path, sizeof(s->list_path), "/apis/coordination.k8s.io/v1%s%s/leases%s%s",
+        ns[0] != '\0' ? "/namespaces/" : "", ns, sel[0] != '\0' ? "?labelSelector=" : "", sel);
     if (n < 0 || (size_t)n >= sizeof(s->list_path)) {
       rc = LF_ETOOBIG;
       snprintf(err->text, sizeof(err->text), "--cache-label-selector is too long");
@@ -766,8 +768,9 @@ int lfw_lease_kube_metrics(void *ctx, lfw_buf *out) {
   lfw_kube_source *s = ctx;
   uint_fast64_t cum = 0;
 
-  lfw_buf_puts(out, "# HELP leasefence_lease_reads_total Lease reads from the API server, by result.\n"
-                    "# TYPE leasefence_lease_reads_total counter\n");
+  lfw_buf_puts(out,
+               "# HELP leasefence_lease_reads_total Lease reads from the API server, by result.\n"
+               "# TYPE leasefence_lease_reads_total counter\n");
   for (int r = 0; r < READ_COUNT; r++) {
     lfw_buf_printf(out, "leasefence_lease_reads_total{result=\"%s\"} %" PRIuFAST64 "\n",
                    result_names[r], atomic_load_explicit(&s->reads[r], memory_order_relaxed));
@@ -777,11 +780,12 @@ int lfw_lease_kube_metrics(void *ctx, lfw_buf *out) {
   for (size_t b = 0; b <= N_BUCKETS; b++) {
     cum += atomic_load_explicit(&s->read_hist[b], memory_order_relaxed);
     if (b < N_BUCKETS) {
-      lfw_buf_printf(out, "leasefence_lease_read_duration_seconds_bucket{le=\"%g\"} %" PRIuFAST64 "\n",
+      lfw_buf_printf(out,
+                     "leasefence_lease_read_duration_seconds_bucket{le=\"%g\"} %" PRIuFAST64 "\n",
                      read_buckets[b], cum);
     } else {
-      lfw_buf_printf(out, "leasefence_lease_read_duration_seconds_bucket{le=\"+Inf\"} %" PRIuFAST64 "\n",
-                     cum);
+      lfw_buf_printf(
+          out, "leasefence_lease_read_duration_seconds_bucket{le=\"+Inf\"} %" PRIuFAST64 "\n", cum);
     }
   }
   lfw_buf_printf(out, "leasefence_lease_read_duration_seconds_sum %.6f\n",

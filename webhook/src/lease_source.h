@@ -37,8 +37,8 @@ typedef struct lfw_lease_source {
    *   other LF_E*  the Lease could not be read; `err->text` says why (it
    *                becomes the "cause" in the denial message, so no secrets).
    * `*out` and `*err` are the caller's. */
-  int (*get)(void *ctx, const lf_lease_ref *ref, unsigned flags, int64_t deadline_us,
-             lf_lease *out, lf_error *err);
+  int (*get)(void *ctx, const lf_lease_ref *ref, unsigned flags, int64_t deadline_us, lf_lease *out,
+             lf_error *err);
 
   /* True when the source can answer lookups (for /readyz). When it returns
    * false it may write a short reason into `why` (`why_size` bytes). */

@@ -7,12 +7,12 @@
 
 static const char *const op_names[LFW_OP_COUNT] = {"unknown", "CREATE", "UPDATE", "DELETE",
                                                    "CONNECT"};
-static const char *const decision_names[LFW_D_COUNT] = {"allowed", "denied", "warned",
-                                                        "dry_run", "error"};
+static const char *const decision_names[LFW_D_COUNT] = {"allowed", "denied", "warned", "dry_run",
+                                                        "error"};
 
 /* Upper bounds of the duration histogram, in microseconds. The webhook
  * answers in tens of microseconds; the API server's timeout is seconds. */
-static const int64_t bucket_us[] = {50,    100,   250,    500,    1000,   2500,   5000,
+static const int64_t bucket_us[] = {50,    100,   250,   500,    1000,   2500,   5000,
                                     10000, 25000, 50000, 100000, 250000, 1000000};
 #define N_BUCKETS (sizeof bucket_us / sizeof bucket_us[0])
 
@@ -88,8 +88,7 @@ int lfw_metrics_render(lfw_buf *out) {
         lfw_buf_printf(out,
                        "leasefence_requests_total{operation=\"%s\",decision=\"%s\","
                        "reason=\"%s\"} %llu\n",
-                       op_names[op], decision_names[d], lfw_reason_label(r),
-                       (unsigned long long)v);
+                       op_names[op], decision_names[d], lfw_reason_label(r), (unsigned long long)v);
       }
 
   lfw_buf_puts(out, "# HELP leasefence_request_duration_seconds Time from a review's first "
@@ -106,8 +105,7 @@ int lfw_metrics_render(lfw_buf *out) {
   }
   lfw_buf_printf(out, "leasefence_request_duration_seconds_sum %.6f\n",
                  (double)atomic_load_explicit(&hist_sum_us, memory_order_relaxed) / 1e6);
-  lfw_buf_printf(out, "leasefence_request_duration_seconds_count %llu\n",
-                 (unsigned long long)cum);
+  lfw_buf_printf(out, "leasefence_request_duration_seconds_count %llu\n", (unsigned long long)cum);
 
   lfw_buf_printf(out,
                  "# HELP leasefence_inflight_requests Requests being handled now.\n"

@@ -346,8 +346,7 @@ static action decide(level lv, const key *k, level *next) {
     }
     return key_is(k, "namespace") ? A_KEEP : A_DROP;
   case L_ANNOTATIONS:
-    return key_is(k, "leasefence.io/lease") || key_is(k, "leasefence.io/stamp") ? A_KEEP
-                                                                                 : A_DROP;
+    return key_is(k, "leasefence.io/lease") || key_is(k, "leasefence.io/stamp") ? A_KEEP : A_DROP;
   }
   return A_DROP;
 }

@@ -42,8 +42,8 @@ static void begin_response(lfw_buf *out, const char *uid, bool allowed) {
 }
 
 static void put_status(lfw_buf *out, int code, const char *reason, const char *msg) {
-  lfw_buf_printf(out, ",\"status\":{\"metadata\":{},\"status\":\"Failure\",\"code\":%d,\"reason\":",
-                 code);
+  lfw_buf_printf(
+      out, ",\"status\":{\"metadata\":{},\"status\":\"Failure\",\"code\":%d,\"reason\":", code);
   lfw_json_cstring(out, reason);
   lfw_buf_puts(out, ",\"message\":");
   lfw_json_cstring(out, msg);
@@ -95,8 +95,8 @@ static void put_annotation(lfw_buf *out, bool *first, const char *key, const cha
 
 /* Reads the guarding Lease into `view`. `lease` and `cause` back the view. */
 static void lookup(const lfw_review_env *env, const lf_lease_ref *ref, unsigned flags,
-                   int64_t deadline_us,
-                   lf_lease *lease, char *cause, size_t cause_size, lf_lease_view *view) {
+                   int64_t deadline_us, lf_lease *lease, char *cause, size_t cause_size,
+                   lf_lease_view *view) {
   lf_error err;
   int rc;
 
@@ -123,8 +123,8 @@ static void lookup(const lfw_review_env *env, const lf_lease_ref *ref, unsigned 
 
 /* Reads one of our annotations from the parent's metadata into `*dst`,
  * with the checks lf_request_from_review applies to the review's own. */
-static int parent_annotation(const json_t *ann, const char *key, const char **dst,
-                             char *why, size_t why_size) {
+static int parent_annotation(const json_t *ann, const char *key, const char **dst, char *why,
+                             size_t why_size) {
   const json_t *v = json_object_get(ann, key);
   *dst = NULL;
   if (v == NULL || json_is_null(v))
@@ -145,8 +145,7 @@ static int parent_annotation(const json_t *ann, const char *key, const char **ds
  * json_decrefs it. 0, or -1 with `why` filled when they cannot be read: the
  * write is then refused, since its protection cannot be known. */
 static int scale_parent(const lfw_review_env *env, lf_request *req, int64_t deadline_us,
-                        json_t **parent, char *why,
-                        size_t why_size) {
+                        json_t **parent, char *why, size_t why_size) {
   lf_error err;
   const json_t *ann;
 
@@ -173,8 +172,8 @@ static int scale_parent(const lfw_review_env *env, lf_request *req, int64_t dead
   return 0;
 }
 
-static void log_decision(const lfw_review_env *env, const lf_request *req,
-                         const lf_decision *dec, const lfw_review_result *res) {
+static void log_decision(const lfw_review_env *env, const lf_request *req, const lf_decision *dec,
+                         const lfw_review_result *res) {
   int level = dec->allowed ? LFW_LOG_DEBUG : LFW_LOG_INFO;
   char resource[512];
   char lease[LF_NAMESPACE_MAX + LF_NAME_MAX + 2] = "";
@@ -281,9 +280,8 @@ void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, 
   }
   s = json_string_value(json_object_get(root, "kind"));
   if (s == NULL || strcmp(s, REVIEW_KIND) != 0) {
-    snprintf(msg, sizeof msg, "kind is %s%.100s%s; expected AdmissionReview",
-             s != NULL ? "\"" : "", s != NULL ? s : "missing or not a string",
-             s != NULL ? "\"" : "");
+    snprintf(msg, sizeof msg, "kind is %s%.100s%s; expected AdmissionReview", s != NULL ? "\"" : "",
+             s != NULL ? s : "missing or not a string", s != NULL ? "\"" : "");
     answer_text_400(out, res, msg);
     goto out;
   }

@@ -53,8 +53,8 @@ typedef struct conn {
   size_t discarded; /* Bytes counted but not kept after that. */
   int64_t start_us;
   lfw_review_result result;
-  lfw_buf body; /* Bounded by --max-request-bytes. */
-  lfw_buf resp; /* Bounded by RESPONSE_MAX. */
+  lfw_buf body;    /* Bounded by --max-request-bytes. */
+  lfw_buf resp;    /* Bounded by RESPONSE_MAX. */
   lfw_buf scratch; /* The pruned review; bounded by --max-request-bytes. */
 } conn;
 
@@ -128,8 +128,8 @@ static void early_result(conn *k, lfw_decision_label d, int reason) {
   k->result.reason = reason;
 }
 
-static enum MHD_Result first_call(lfw_server *s, conn *k, struct MHD_Connection *c,
-                                  const char *url, const char *method) {
+static enum MHD_Result first_call(lfw_server *s, conn *k, struct MHD_Connection *c, const char *url,
+                                  const char *method) {
   const char *len_text;
   unsigned long long len = 0;
   char *end = NULL;
@@ -175,8 +175,8 @@ static enum MHD_Result first_call(lfw_server *s, conn *k, struct MHD_Connection 
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **req_cls) {
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **req_cls) {
   lfw_server *s = cls;
   conn *k = *req_cls;
   const union MHD_ConnectionInfo *ci;
@@ -349,8 +349,8 @@ static bool is_ready(lfw_server *s, char *why, size_t why_size) {
 }
 
 static enum MHD_Result on_health(void *cls, struct MHD_Connection *c, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_size, void **req_cls) {
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_size, void **req_cls) {
   lfw_server *s = cls;
   struct MHD_Response *r = NULL;
   enum MHD_Result ret;
@@ -494,7 +494,7 @@ int lfw_server_start(const lfw_config *cfg, const lfw_review_env *env, lfw_tls *
 
   /* TLS 1.2 and 1.3 only (or 1.3 only), GnuTLS's NORMAL cipher choice. */
   priorities = cfg->tls_min >= 13 ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
-                                   : "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+                                  : "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
   flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_TLS | MHD_USE_ITC |
           MHD_USE_ERROR_LOG;
   if (per_conn)
@@ -503,19 +503,14 @@ int lfw_server_start(const lfw_config *cfg, const lfw_review_env *env, lfw_tls *
     flags |= MHD_USE_IPv6;
   errno = 0;
   s->daemon = MHD_start_daemon(
-      flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
-      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-      MHD_OPTION_THREAD_POOL_SIZE, (threads > 1 && !per_conn) ? threads : 0u,
-      MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
-      MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
-      MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-      MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-      MHD_OPTION_HTTPS_PRIORITIES, priorities,
-      MHD_OPTION_HTTPS_CERT_CALLBACK, retrieve_cert,
-      client_ca_pem != NULL ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, s->client_ca_pem,
-      MHD_OPTION_END);
+      flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
+      (threads > 1 && !per_conn) ? threads : 0u, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+      MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+      (unsigned)1024, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_NOTIFY_COMPLETED,
+      on_completed, s, MHD_OPTION_HTTPS_PRIORITIES, priorities, MHD_OPTION_HTTPS_CERT_CALLBACK,
+      retrieve_cert, client_ca_pem != NULL ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END,
+      s->client_ca_pem, MHD_OPTION_END);
   if (s->daemon == NULL) {
     snprintf(err, err_size,
              "cannot serve HTTPS on %s port %u (address in use, or a bad --client-ca-file)%s%s",
@@ -528,9 +523,8 @@ int lfw_server_start(const lfw_config *cfg, const lfw_review_env *env, lfw_tls *
     flags |= MHD_USE_IPv6;
   errno = 0;
   s->health = MHD_start_daemon(flags, (uint16_t)cfg->health_port, NULL, NULL, on_health, s,
-                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&haddr,
-                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_SOCK_ADDR,
+                               (struct sockaddr *)&haddr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
   if (s->health == NULL) {
     snprintf(err, err_size, "cannot serve health checks on %s port %u%s%s",
@@ -539,12 +533,11 @@ int lfw_server_start(const lfw_config *cfg, const lfw_review_env *env, lfw_tls *
     goto out;
   }
   lfw_log_json(LFW_LOG_INFO, "serving",
-               json_pack("{s:s,s:i,s:s,s:s,s:i,s:s,s:s,s:b}", "address", cfg->bind_address,
-                         "port", (int)cfg->port, "path", cfg->path, "health_address",
-                         cfg->health_bind_address, "health_port", (int)cfg->health_port,
-                         "threads", per_conn ? "one per connection" : (threads > 1 ? "pool" : "one"),
-                         "mode", lfw_mode_name(env->mode),
-                         "client_ca", client_ca_pem != NULL));
+               json_pack("{s:s,s:i,s:s,s:s,s:i,s:s,s:s,s:b}", "address", cfg->bind_address, "port",
+                         (int)cfg->port, "path", cfg->path, "health_address",
+                         cfg->health_bind_address, "health_port", (int)cfg->health_port, "threads",
+                         per_conn ? "one per connection" : (threads > 1 ? "pool" : "one"), "mode",
+                         lfw_mode_name(env->mode), "client_ca", client_ca_pem != NULL));
   *out = s;
   s = NULL;
   rc = 0;

@@ -17,8 +17,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define CHAIN_MAX 16                /* Certificates in one chain file. */
-#define PEM_FILE_MAX (1024 * 1024)  /* Bound on a certificate or key file. */
+#define CHAIN_MAX 16               /* Certificates in one chain file. */
+#define PEM_FILE_MAX (1024 * 1024) /* Bound on a certificate or key file. */
 
 struct lfw_tls_pair {
   atomic_int refs;
@@ -50,7 +50,7 @@ struct lfw_tls {
   pthread_cond_t stop_cond;
   bool stop;
   int64_t interval_us;
-  file_sig loaded;   /* Signature of the files the current pair came from. */
+  file_sig loaded;    /* Signature of the files the current pair came from. */
   file_sig attempted; /* Signature last tried and refused. */
   int attempts;       /* Failed attempts at `attempted`. */
 };
@@ -204,8 +204,7 @@ static int load_pair(const char *cert_file, const char *key_file, lfw_tls_pair *
   grc = gnutls_pcert_list_import_x509_raw(p->pcert, &p->n_pcert, &cert, GNUTLS_X509_FMT_PEM, 0);
   if (grc < 0 || p->n_pcert == 0) {
     p->n_pcert = 0;
-    set_err(err, err_size, "%s: no usable PEM certificate: %s", cert_file,
-            gnutls_strerror(grc));
+    set_err(err, err_size, "%s: no usable PEM certificate: %s", cert_file, gnutls_strerror(grc));
     goto out;
   }
   grc = gnutls_privkey_init(&p->key);

@@ -75,11 +75,11 @@ typedef struct lf_error {
 #define LF_STAMP_MAX 340         /* "lf1:" + term + ":" + uid + ":" + holder. */
 #define LF_FIELD_MANAGER_MAX 128 /* The API server's own limit on fieldManager. */
 #define LF_RESOURCE_VERSION_MAX 64
-#define LF_ANNOTATION_MAX 1024   /* Bound on our own annotations' values. */
-#define LF_GROUPS_MAX 256        /* Groups of one requester we look at. */
-#define LF_MESSAGE_MAX 1024      /* A decision's message, NUL included. */
-#define LF_LEASE_JSON_MAX (1024 * 1024)        /* One Lease as JSON. */
-#define LF_REVIEW_JSON_MAX (7 * 1024 * 1024)   /* One AdmissionReview (as controller-runtime). */
+#define LF_ANNOTATION_MAX 1024               /* Bound on our own annotations' values. */
+#define LF_GROUPS_MAX 256                    /* Groups of one requester we look at. */
+#define LF_MESSAGE_MAX 1024                  /* A decision's message, NUL included. */
+#define LF_LEASE_JSON_MAX (1024 * 1024)      /* One Lease as JSON. */
+#define LF_REVIEW_JSON_MAX (7 * 1024 * 1024) /* One AdmissionReview (as controller-runtime). */
 
 /* ------------------------------------------------------------------------ */
 /* Time: microseconds since the Unix epoch, UTC                              */
@@ -182,19 +182,19 @@ typedef struct lf_object_meta {
 typedef struct lf_request {
   const char *uid;
   lf_operation op;
-  const char *group;         /* request.resource.group ("" for the core group). */
-  const char *version;       /* request.resource.version, e.g. "v1". */
-  const char *resource;      /* request.resource.resource, e.g. "configmaps". */
-  const char *subresource;   /* "" for the main resource. */
-  const char *kind;          /* request.kind.kind, e.g. "ConfigMap". */
-  const char *ns;            /* request.namespace; "" when cluster-scoped. */
-  const char *name;          /* request.name; "" for a generateName CREATE. */
+  const char *group;       /* request.resource.group ("" for the core group). */
+  const char *version;     /* request.resource.version, e.g. "v1". */
+  const char *resource;    /* request.resource.resource, e.g. "configmaps". */
+  const char *subresource; /* "" for the main resource. */
+  const char *kind;        /* request.kind.kind, e.g. "ConfigMap". */
+  const char *ns;          /* request.namespace; "" when cluster-scoped. */
+  const char *name;        /* request.name; "" for a generateName CREATE. */
   bool dry_run;
   const char *field_manager; /* request.options.fieldManager, or NULL. */
   const char *username;
   const char *groups[LF_GROUPS_MAX];
   size_t n_groups;
-  const char *pod_name;      /* userInfo.extra[LF_EXTRA_POD_NAME][0], or NULL. */
+  const char *pod_name; /* userInfo.extra[LF_EXTRA_POD_NAME][0], or NULL. */
   lf_object_meta object;
   lf_object_meta old_object;
 } lf_request;
@@ -235,26 +235,26 @@ LF_EXPORT void lf_policy_init(lf_policy *policy);
 /* Stable reason codes. lf_reason_name() gives the CamelCase name that goes
  * into responses, logs and metrics; names never change once released. */
 typedef enum lf_reason {
-  LF_R_NOT_PROTECTED = 0,   /* Allowed: no protection annotation. */
-  LF_R_CURRENT,             /* Allowed: the stamp is current. */
-  LF_R_EXEMPT,              /* Allowed: an exempt requester. */
-  LF_R_ADMITTED_UNAVAILABLE,/* Allowed: Lease unreadable, policy fails open. */
+  LF_R_NOT_PROTECTED = 0,    /* Allowed: no protection annotation. */
+  LF_R_CURRENT,              /* Allowed: the stamp is current. */
+  LF_R_EXEMPT,               /* Allowed: an exempt requester. */
+  LF_R_ADMITTED_UNAVAILABLE, /* Allowed: Lease unreadable, policy fails open. */
   LF_R_MISSING_STAMP,
   LF_R_MALFORMED_STAMP,
   LF_R_CONFLICTING_STAMPS,
   LF_R_MALFORMED_PROTECTION,
   LF_R_LEASE_NOT_FOUND,
   LF_R_LEASE_UNAVAILABLE,
-  LF_R_LEASE_RECREATED,     /* The stamp's Lease uid is not the Lease's. */
-  LF_R_LEASE_RELEASED,      /* The Lease has no holder. */
+  LF_R_LEASE_RECREATED, /* The stamp's Lease uid is not the Lease's. */
+  LF_R_LEASE_RELEASED,  /* The Lease has no holder. */
   LF_R_LEASE_EXPIRED,
-  LF_R_CLOCK_SKEW,          /* renewTime is ahead of our clock beyond tolerance. */
-  LF_R_NOT_HOLDER,          /* Same term, another holder named. */
-  LF_R_STALE_TERM,          /* The stamp's term is older than the Lease's. */
-  LF_R_TERM_AHEAD,          /* The stamp's term is newer than the Lease read. */
-  LF_R_OLDER_THAN_OBJECT,   /* G2: older than the term stored on the object. */
-  LF_R_IDENTITY_MISMATCH,   /* G4: the requester's pod is not the holder. */
-  LF_R_IDENTITY_REQUIRED,   /* G4 required but the request has no pod. */
+  LF_R_CLOCK_SKEW,        /* renewTime is ahead of our clock beyond tolerance. */
+  LF_R_NOT_HOLDER,        /* Same term, another holder named. */
+  LF_R_STALE_TERM,        /* The stamp's term is older than the Lease's. */
+  LF_R_TERM_AHEAD,        /* The stamp's term is newer than the Lease read. */
+  LF_R_OLDER_THAN_OBJECT, /* G2: older than the term stored on the object. */
+  LF_R_IDENTITY_MISMATCH, /* G4: the requester's pod is not the holder. */
+  LF_R_IDENTITY_REQUIRED, /* G4 required but the request has no pod. */
   LF_R_COUNT
 } lf_reason;
 
@@ -278,9 +278,9 @@ typedef struct lf_decision {
   lf_reason reason;
   /* For a person: what happened, what was expected and presented, what to do. */
   char message[LF_MESSAGE_MAX];
-  bool protected_;        /* The write is to a protected object. */
-  lf_lease_ref lease;     /* The guarding Lease, when protected_. */
-  bool has_presented;     /* A stamp was presented and parsed. */
+  bool protected_;    /* The write is to a protected object. */
+  lf_lease_ref lease; /* The guarding Lease, when protected_. */
+  bool has_presented; /* A stamp was presented and parsed. */
   lf_stamp presented;
   /* A fresher read of the Lease could turn this denial into an admission:
    * the stamp or the object is ahead of the Lease read (TermAhead,

@@ -68,11 +68,11 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 /* Bounds                                                                    */
 
-#define LF_KUBE_CONFIG_MAX (1024 * 1024)        /* A kubeconfig file. */
-#define LF_KUBE_TOKEN_MAX (64 * 1024)           /* A bearer token file. */
-#define LF_KUBE_BODY_MAX (16 * 1024 * 1024)     /* Default cap of lf_kube_request bodies. */
-#define LF_KUBE_WATCH_EVENT_MAX (1024 * 1024)   /* One watch event (one line). */
-#define LF_KUBE_STATUS_MESSAGE_MAX 300          /* Server message quoted in an error. */
+#define LF_KUBE_CONFIG_MAX (1024 * 1024)      /* A kubeconfig file. */
+#define LF_KUBE_TOKEN_MAX (64 * 1024)         /* A bearer token file. */
+#define LF_KUBE_BODY_MAX (16 * 1024 * 1024)   /* Default cap of lf_kube_request bodies. */
+#define LF_KUBE_WATCH_EVENT_MAX (1024 * 1024) /* One watch event (one line). */
+#define LF_KUBE_STATUS_MESSAGE_MAX 300        /* Server message quoted in an error. */
 
 /* Where the service-account files are inside a pod. */
 #define LF_KUBE_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -101,10 +101,10 @@ typedef struct lf_kube_config {
   bool insecure_skip_verify; /* Do not verify the server certificate at all. */
   lf_kube_blob cert_pem;     /* Client certificate, PEM. */
   char *cert_file;
-  lf_kube_blob key_pem;      /* Client private key, PEM. */
+  lf_kube_blob key_pem; /* Client private key, PEM. */
   char *key_file;
-  char *token;               /* A fixed bearer token. */
-  char *token_file;          /* Or a file holding it, re-read when it changes. */
+  char *token;      /* A fixed bearer token. */
+  char *token_file; /* Or a file holding it, re-read when it changes. */
 } lf_kube_config;
 
 /* Frees `*cfg` and everything it owns, and sets `*cfg` to NULL. Accepts
@@ -127,8 +127,8 @@ typedef struct lf_kube_in_cluster_paths {
  * are missing or the token or CA file cannot be read. On success the caller
  * owns `*out` (lf_kube_config_free); on failure `*out` is NULL.
  */
-LF_EXPORT int lf_kube_config_in_cluster(const lf_kube_in_cluster_paths *paths,
-                                        lf_kube_config **out, lf_error *err);
+LF_EXPORT int lf_kube_config_in_cluster(const lf_kube_in_cluster_paths *paths, lf_kube_config **out,
+                                        lf_error *err);
 
 /*
  * Configuration from the kubeconfig file at `path` (at most
@@ -222,8 +222,8 @@ LF_EXPORT const lf_kube_config *lf_kube_client_config(const lf_kube_client *clie
  *                 LF_ETOOBIG over LF_LEASE_JSON_MAX.
  * `*out` is written only on success.
  */
-LF_EXPORT int lf_kube_get_lease(lf_kube_client *client, const lf_lease_ref *ref,
-                                int64_t timeout_ms, lf_lease *out, lf_error *err);
+LF_EXPORT int lf_kube_get_lease(lf_kube_client *client, const lf_lease_ref *ref, int64_t timeout_ms,
+                                lf_lease *out, lf_error *err);
 
 /* One request for lf_kube_request(). Everything is borrowed for the call. */
 typedef struct lf_kube_req {
@@ -233,12 +233,12 @@ typedef struct lf_kube_req {
   const char *content_type; /* NULL: "application/json" (when there is a body). */
   const char *body;         /* NULL: no body. */
   size_t body_len;
-  int64_t timeout_ms;       /* Deadline of the whole request; must be > 0. */
-  size_t max_bytes;         /* Cap on the response body; 0: LF_KUBE_BODY_MAX. */
+  int64_t timeout_ms; /* Deadline of the whole request; must be > 0. */
+  size_t max_bytes;   /* Cap on the response body; 0: LF_KUBE_BODY_MAX. */
 } lf_kube_req;
 
 /* Accept header for a metadata-only read (e.g. of a /scale parent). */
-#define LF_KUBE_ACCEPT_PARTIAL_METADATA \
+#define LF_KUBE_ACCEPT_PARTIAL_METADATA                                                            \
   "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 /*
@@ -274,8 +274,8 @@ LF_EXPORT int lf_kube_status_error(const lf_kube_client *client, long status, co
  * On success the caller owns `*out` (json_decref); on failure it is NULL.
  */
 LF_EXPORT int lf_kube_get_json(lf_kube_client *client, const char *path, const char *accept,
-                               int64_t timeout_ms, size_t max_bytes, const char *what,
-                               json_t **out, lf_error *err);
+                               int64_t timeout_ms, size_t max_bytes, const char *what, json_t **out,
+                               lf_error *err);
 
 /*
  * Percent-encodes `segment` (a namespace, name or resource) for a request
@@ -306,8 +306,8 @@ typedef int (*lf_kube_watch_cb)(const char *type, json_t *object, void *arg);
  * the codes of lf_kube_status_error() when the server refused the watch;
  * LF_EIO for transport failures.
  */
-LF_EXPORT int lf_kube_watch(lf_kube_client *client, const char *path_with_query,
-                            int64_t timeout_ms, lf_kube_watch_cb cb, void *arg, lf_error *err);
+LF_EXPORT int lf_kube_watch(lf_kube_client *client, const char *path_with_query, int64_t timeout_ms,
+                            lf_kube_watch_cb cb, void *arg, lf_error *err);
 
 #ifdef __cplusplus
 }
