@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"leasefence.io/e2e/cluster"
@@ -237,9 +238,11 @@ func waitHitDenies(ctx context.Context, t *testing.T, wh *harness.Webhook, write
 }
 
 // TestAPIServerRestart stops kube-apiserver under a cached webhook and
-// starts it again (same flags, ports, certificates and etcd). The watch
-// breaks, the webhook re-lists once the server is back, and decisions are
-// right afterwards, from the cache as well as live.
+// starts it again (same flags, ports, certificates and etcd). While it is
+// down, both sources fail closed (LeaseUnavailable; the cached one once its
+// copy is past the staleness bound). The watch breaks, the webhook re-lists
+// once the server is back, and decisions are right afterwards, from the
+// cache as well as live.
 func TestAPIServerRestart(t *testing.T) {
 	ctx := testContext(t, 3*time.Minute)
 	const ns = "restart"
@@ -254,6 +257,16 @@ func TestAPIServerRestart(t *testing.T) {
 	waitCacheServes(ctx, t, wh, writeA)
 	wantAdmitted(t, "before the restart: the holder writes", writeA(false))
 
+	// A strong webhook next to it, asked directly (no registration).
+	strong := startWebhook(ctx, t, "kube")
+	hc := reviewClient(wh, 1)
+	defer hc.CloseIdleConnections()
+	hcStrong := reviewClient(strong, 1)
+	defer hcStrong.CloseIdleConnections()
+	review := func(n int) *admissionv1.AdmissionReview {
+		return configMapUpdate(fmt.Sprintf("down-%d", n), ns, "cm", "ctrl", stampA, "pod-a")
+	}
+
 	base := cacheLookups(ctx, t, wh)
 	var downRestarts float64
 	start := time.Now()
@@ -263,6 +276,26 @@ func TestAPIServerRestart(t *testing.T) {
 			downRestarts = cacheLookups(ctx, t, wh)["watch_restarts_total"]
 			return downRestarts > base["watch_restarts_total"], "", nil
 		})
+		// G7, fail closed: the strong source cannot read the Lease and
+		// denies at once; the cached one may answer from its copy only
+		// within the staleness bound, then denies too.
+		resp, err := postReview(ctx, hcStrong, strong, review(0))
+		if err != nil || resp.Allowed || reason(resp) != "LeaseUnavailable" {
+			t.Errorf("strong source, API server down: %+v %v", resp, err)
+		} else {
+			t.Logf("strong source, API server down: %s", message(resp))
+		}
+		n := 0
+		if err := cluster.Poll(ctx, maxStaleness+3*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+			n++
+			resp, err := postReview(ctx, hc, wh, review(n))
+			if err != nil {
+				return false, "", err
+			}
+			return !resp.Allowed && reason(resp) == "LeaseUnavailable", reason(resp) + ": " + message(resp), nil
+		}); err != nil {
+			t.Errorf("cached source, API server down: not denied within the staleness bound: %v", err)
+		}
 	}); err != nil {
 		t.Fatalf("restart kube-apiserver: %v", err)
 	}
