@@ -222,9 +222,11 @@ func startWebhook(ctx context.Context, t *testing.T, source string, args ...stri
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		start := time.Now()
 		if err := wh.Stop(); err != nil {
 			t.Errorf("stop webhook: %v", err)
 		}
+		t.Logf("webhook (%s) stopped in %v", source, time.Since(start).Round(time.Millisecond))
 	})
 	return wh
 }
