@@ -289,7 +289,7 @@ case("Lease does not exist", False, "LeaseNotFound", lease_obj=None, status="not
 case("Lease unavailable, fail closed", False, "LeaseUnavailable", lease_obj=None, status="unavailable",
      contains=["connection refused"])
 case("Lease unavailable, fail open", True, "AdmittedUnavailable", lease_obj=None, status="unavailable",
-     policy={"admit_when_unavailable": True}, contains=["WITHOUT fencing"])
+     policy={"admit_when_unavailable": True}, contains=["WITHOUT fencing", "connection refused"])
 
 # --- exemptions and people -------------------------------------------------------
 case("garbage collector deletes a protected object", True, "Exempt",

@@ -188,6 +188,15 @@ static int read_once(lfw_kube_source *s, const lf_lease_ref *ref, int64_t deadli
     rc = LF_ETIMEDOUT;
   } else {
     rc = lf_kube_get_lease(s->client, ref, (end - start) / 1000, out, err);
+    /* A pooled connection the server has closed in the meantime fails at
+     * once (an HTTP/2 stream "not closed cleanly", say). A GET is
+     * idempotent, so one more try, on a fresh connection, within the same
+     * deadline. */
+    int64_t left = end - mono_us();
+    if (rc == LF_EIO && left > 50000) {
+      memset(err, 0, sizeof(*err));
+      rc = lf_kube_get_lease(s->client, ref, left / 1000, out, err);
+    }
   }
   count_read(s, rc, mono_us() - start);
   return rc;

@@ -346,8 +346,14 @@ void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, 
     put_status(out, 403, "Forbidden", dec.message);
   if (res->decision == LFW_D_WARNED)
     put_warning(out, "leasefence (warn mode, not enforced): ", dec.message);
-  else if (dec.reason == LF_R_ADMITTED_UNAVAILABLE)
-    put_warning(out, "", dec.message);
+  else if (dec.reason == LF_R_ADMITTED_UNAVAILABLE) {
+    /* Warnings are cut at 256 characters: the cause goes first, not after
+     * the decision's long preamble. */
+    snprintf(msg, sizeof msg, "admitted WITHOUT fencing: Lease %s/%s could not be read: %s",
+             dec.lease.ns, dec.lease.name,
+             have_view && view.cause != NULL ? view.cause : "unknown cause");
+    put_warning(out, "leasefence: ", msg);
+  }
 
   /* Audit annotation keys have no prefix: the API server prefixes each with
    * the webhook's name ("<webhook>/reason"), and a key with a slash of its own
