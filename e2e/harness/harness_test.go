@@ -2,6 +2,7 @@ package harness_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,12 @@ import (
 // registers it, and checks that an unstamped protected write is denied with
 // leasefence's message, an unprotected one is admitted without a review, the
 // counters say so, and the webhook stops with exit 0.
+// Both Kubernetes Lease sources are exercised, one after the other, on the
+// same control plane (the webhook identity is created once and reused).
 func TestWebhookRoundTrip(t *testing.T) {
+	if _, err := harness.BuildDir(); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c, err := cluster.Start(ctx, cluster.Options{})
@@ -25,8 +31,13 @@ func TestWebhookRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Stop()
+	for i, source := range []string{"kube", "kube-cached"} {
+		t.Run(source, func(t *testing.T) { roundTrip(t, ctx, c, source, fmt.Sprintf("app-%d", i)) })
+	}
+}
 
-	wh, err := harness.StartWebhook(ctx, harness.WebhookOptions{Cluster: c, Dir: t.TempDir()})
+func roundTrip(t *testing.T, ctx context.Context, c *cluster.Cluster, source, ns string) {
+	wh, err := harness.StartWebhook(ctx, harness.WebhookOptions{Cluster: c, Dir: t.TempDir(), LeaseSource: source})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,10 +45,10 @@ func TestWebhookRoundTrip(t *testing.T) {
 	if err := harness.Register(ctx, c, wh); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CreateNamespace(ctx, "app", nil); err != nil {
+	if _, err := c.CreateNamespace(ctx, ns, nil); err != nil {
 		t.Fatal(err)
 	}
-	cms := c.Client.CoreV1().ConfigMaps("app")
+	cms := c.Client.CoreV1().ConfigMaps(ns)
 
 	before, err := wh.Requests(ctx, nil)
 	if err != nil {
