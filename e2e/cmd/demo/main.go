@@ -27,6 +27,7 @@ import (
 
 	"leasefence.io/e2e/cluster"
 	"leasefence.io/e2e/harness"
+	fencing "leasefence.io/fencing/go"
 )
 
 // t0 is the start of the run being told; times are shown relative to it.
@@ -202,7 +203,13 @@ func printTimeline(r *harness.SplitBrainResult) {
 	prevHolder, prevTerm := "", int32(-1)
 	for _, l := range r.History {
 		if l.Holder != prevHolder || l.Term != prevTerm {
-			add(l.Observed, "Lease", fmt.Sprintf("held by %s, term %d", short(l.Holder), l.Term), "")
+			// acquireTime is the new holder's clock just before it wrote the
+			// record, which places the change before its own log lines.
+			at := l.Observed
+			if !l.AcquireTime.IsZero() && l.AcquireTime.Before(at) {
+				at = l.AcquireTime
+			}
+			add(at, "Lease", fmt.Sprintf("held by %s, term %d", short(l.Holder), l.Term), "")
 			prevHolder, prevTerm = l.Holder, l.Term
 		}
 	}
@@ -248,8 +255,12 @@ func printTimeline(r *harness.SplitBrainResult) {
 				}
 				switch l.Result {
 				case "admitted":
-					add(l.Time, e.Pod, fmt.Sprintf("%swrite ADMITTED (term %d) -> object now says writer=%s, stamp term %d",
-						tag, *l.Term, short(l.Writer), *l.Term), "")
+					stored := "no stamp"
+					if s, err := fencing.ParseStamp(l.Stored); err == nil {
+						stored = fmt.Sprintf("stamp term %d", s.Term)
+					}
+					add(l.Time, e.Pod, fmt.Sprintf("%swrite ADMITTED (term %d) -> the object now says writer=%s, %s",
+						tag, *l.Term, short(l.Writer), stored), "")
 				case "denied":
 					add(l.Time, e.Pod, fmt.Sprintf("%swrite denied (term %d): %s", tag, *l.Term, reason(l.Message)), l.Message)
 				default:
