@@ -222,11 +222,10 @@ func TestRBACWithoutGet(t *testing.T) {
 		}
 		wantAdmitted(t, "fenced write, no get on the Lease, --on-lease-unavailable=admit", write(client, "2"))
 		// A warning is at most 256 characters (the API server's limit), so
-		// the webhook cuts the message: it keeps the reason, the Lease and
-		// the HTTP status, but the API server's sentence naming the
-		// permission ("cannot get resource ...") falls past the cut.
+		// the webhook puts the cause first: the Lease and the API server's
+		// sentence naming the missing permission survive the cut.
 		got := w.all()
-		for _, m := range []string{"leasefence admitted", "(AdmittedUnavailable)", "Lease " + ns + "/ctrl", "403 Forbidden"} {
+		for _, m := range []string{"admitted WITHOUT fencing", "Lease " + ns + "/ctrl", "403 Forbidden", `cannot get resource "leases"`} {
 			if !strings.Contains(got, m) {
 				t.Errorf("warning %q does not mention %q", got, m)
 			}

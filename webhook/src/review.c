@@ -347,11 +347,10 @@ void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, 
   if (res->decision == LFW_D_WARNED)
     put_warning(out, "leasefence (warn mode, not enforced): ", dec.message);
   else if (dec.reason == LF_R_ADMITTED_UNAVAILABLE) {
-    /* Warnings are cut at 256 characters: the cause goes first, not after
-     * the decision's long preamble. */
-    snprintf(msg, sizeof msg, "admitted WITHOUT fencing: Lease %s/%s could not be read: %s",
-             dec.lease.ns, dec.lease.name,
-             have_view && view.cause != NULL ? view.cause : "unknown cause");
+    /* Warnings are cut at 256 characters: the cause (which names the
+     * Lease) goes first, not after the decision's long preamble. */
+    snprintf(msg, sizeof msg, "admitted WITHOUT fencing: %s",
+             have_view && view.cause != NULL ? view.cause : "the Lease could not be read");
     put_warning(out, "leasefence: ", msg);
   }
 
