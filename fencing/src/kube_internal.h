@@ -5,13 +5,11 @@
 #ifndef LEASEFENCE_KUBE_INTERNAL_H
 #define LEASEFENCE_KUBE_INTERNAL_H
 
+#include "text.h" /* lf__fail: the library's one way to report an error */
+
 #include <leasefence/kube.h>
 
 #include <stddef.h>
-
-/* Writes a formatted sentence into `err` (may be NULL) and returns `code`. */
-int lf__kube_fail(lf_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /*
  * Reads the whole file at `path`, at most `max` bytes, into a new buffer

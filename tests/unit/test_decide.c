@@ -9,15 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static json_t *wrap(const json_t *request) {
-  return json_pack("{s:s, s:s, s:O}", "apiVersion", "admission.k8s.io/v1", "kind",
-                   "AdmissionReview", "request", request);
-}
-
 static void run_case(void **state) {
   const json_t *c = *state;
   const json_t *expect = json_object_get(c, "expect");
-  json_t *review = wrap(json_object_get(c, "request"));
+  json_t *review = lft_review(json_object_get(c, "request"));
   lf_request req;
   lf_lease lease;
   lf_lease_view view = {0};
@@ -111,7 +106,7 @@ static void test_needs_lease_names_guard(void **state) {
     if (json_object_get(expect, "review_error") != NULL) {
       continue;
     }
-    json_t *review = wrap(json_object_get(c, "request"));
+    json_t *review = lft_review(json_object_get(c, "request"));
     lf_request req;
     lf_error err;
     lf_lease_ref ref;

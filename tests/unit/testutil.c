@@ -60,3 +60,12 @@ int64_t lft_time(const char *rfc3339) {
   }
   return us;
 }
+
+json_t *lft_review(const json_t *request) {
+  return json_pack("{s:s, s:s, s:O}", "apiVersion", "admission.k8s.io/v1", "kind",
+                   "AdmissionReview", "request", request);
+}
+
+int lft_contains(const char *haystack, const char *needle) {
+  return haystack != NULL && strstr(haystack, needle) != NULL;
+}

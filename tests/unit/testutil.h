@@ -1,6 +1,7 @@
 /*
- * testutil: helpers shared by the unit tests — loading the shared vectors and
- * turning their "policy" objects into lf_policy.
+ * testutil: helpers shared by the C tests (tests/unit, tests/webhook):
+ * loading the shared vectors, turning their "policy" objects into lf_policy,
+ * times, and wrapping requests into AdmissionReviews.
  */
 #ifndef LF_TESTUTIL_H
 #define LF_TESTUTIL_H
@@ -26,5 +27,12 @@ void lft_policy_from_json(lft_policy *p, const json_t *policy);
 
 /* Microseconds for an RFC 3339 string; fails the test on a bad one. */
 int64_t lft_time(const char *rfc3339);
+
+/* Wraps a vector's request object in an admission.k8s.io/v1 AdmissionReview
+ * (a new reference). */
+json_t *lft_review(const json_t *request);
+
+/* True when `haystack` is not NULL and contains `needle`. */
+int lft_contains(const char *haystack, const char *needle);
 
 #endif

@@ -2,7 +2,7 @@
  * test_webhook_config.c: the command line (config.c) and the file Lease
  * source (lease_file.c).
  */
-#include "whtest.h"
+#include "testutil.h"
 
 #include "config.h"
 #include "lease_source.h"
@@ -116,11 +116,11 @@ static void test_errors(void **state) {
 
   (void)state;
   assert_int_equal(parse(&cfg, err, sizeof err, REQ, "--bogus", NULL), LFW_CONFIG_ERROR);
-  assert_true(wht_contains(err, "--bogus"));
+  assert_true(lft_contains(err, "--bogus"));
   assert_int_equal(parse(&cfg, err, sizeof err, REQ, "--port=0", NULL), LFW_CONFIG_ERROR);
   assert_int_equal(parse(&cfg, err, sizeof err, REQ, "--port=70000", NULL), LFW_CONFIG_ERROR);
   assert_int_equal(parse(&cfg, err, sizeof err, REQ, "--mode=maybe", NULL), LFW_CONFIG_ERROR);
-  assert_true(wht_contains(err, "--mode"));
+  assert_true(lft_contains(err, "--mode"));
   assert_int_equal(parse(&cfg, err, sizeof err, REQ, "--clock-skew-tolerance=2", NULL),
                    LFW_CONFIG_ERROR);
   assert_int_equal(parse(&cfg, err, sizeof err, REQ, "--tls-min-version=1.1", NULL),
@@ -128,7 +128,7 @@ static void test_errors(void **state) {
   assert_int_equal(parse(&cfg, err, sizeof err, REQ, "--max-request-bytes=lots", NULL),
                    LFW_CONFIG_ERROR);
   assert_int_equal(parse(&cfg, err, sizeof err, REQ, "--port", NULL), LFW_CONFIG_ERROR);
-  assert_true(wht_contains(err, "needs a value"));
+  assert_true(lft_contains(err, "needs a value"));
   assert_int_equal(parse(&cfg, err, sizeof err, "--tls-cert-file=c", NULL), LFW_CONFIG_ERROR);
   assert_int_equal(parse(&cfg, err, sizeof err, REQ, "stray", NULL), LFW_CONFIG_ERROR);
   assert_int_equal(parse(&cfg, err, sizeof err, "--help", NULL), LFW_CONFIG_EXIT);
@@ -202,7 +202,7 @@ static void test_file_source(void **state) {
   snprintf(path, sizeof path, "%s/default/ctrl.json", dir);
   write_file(path, "{not json");
   assert_true(src.get(src.ctx, &ref, 0, 0, &lease, &err) < 0);
-  assert_true(wht_contains(err.text, "malformed Lease"));
+  assert_true(lft_contains(err.text, "malformed Lease"));
 
   write_file(path, "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\","
                    "\"metadata\":{\"name\":\"ctrl\",\"namespace\":\"default\",\"uid\":\"u-1\"},"
@@ -254,7 +254,7 @@ static void test_file_source(void **state) {
   rmdir(path);
   rmdir(dir);
   assert_false(src.ready(src.ctx, why, sizeof why));
-  assert_true(wht_contains(why, dir));
+  assert_true(lft_contains(why, dir));
   lfw_lease_source_close(&src);
 }
 

@@ -8,7 +8,7 @@
  * part that was dropped, the documented exceptions), and the library must
  * read the same request from the projection as from the whole body.
  */
-#include "whtest.h"
+#include "testutil.h"
 
 #include "prune.h"
 #include "prune_check.h"
@@ -68,14 +68,14 @@ static void mutate(char *buf, size_t *len, size_t cap) {
 }
 
 static void test_vectors_and_mutations(void **state) {
-  json_t *root = wht_load_vectors("decisions.json");
+  json_t *root = lft_load_vectors("decisions.json");
   const json_t *cases = json_object_get(root, "cases");
   size_t i;
   int m;
 
   (void)state;
   for (i = 0; i < json_array_size(cases); i++) {
-    json_t *review = wht_review(json_object_get(json_array_get(cases, i), "request"));
+    json_t *review = lft_review(json_object_get(json_array_get(cases, i), "request"));
     char *text = json_dumps(review, JSON_COMPACT);
     char *pretty = json_dumps(review, JSON_INDENT(2) | JSON_ENSURE_ASCII);
     size_t len = strlen(text);

@@ -6,7 +6,7 @@
  * and the AdmissionReview that comes out is checked against the case. Then
  * the enforcement modes, warnings, and malformed reviews.
  */
-#include "whtest.h"
+#include "testutil.h"
 
 #include "buf.h"
 #include "config.h"
@@ -127,7 +127,7 @@ static json_int_t status_code(const answer *a) {
 }
 
 static void test_vectors(void **state) {
-  json_t *root = wht_load_vectors("decisions.json");
+  json_t *root = lft_load_vectors("decisions.json");
   const json_t *cases = json_object_get(root, "cases");
   size_t i;
 
@@ -139,24 +139,24 @@ static void test_vectors(void **state) {
     const json_t *expect = json_object_get(c, "expect");
     const json_t *request = json_object_get(c, "request");
     const json_t *mc = json_object_get(expect, "message_contains");
-    wht_policy p;
+    lft_policy p;
     stub s = {c, 0, 0};
     lfw_lease_source src = {
         .name = "stub", .ctx = &s, .get = stub_get, .ready = stub_ready, .caches = true};
     lfw_review_env env;
-    json_t *review = wht_review(request);
+    json_t *review = lft_review(request);
     answer a;
     const char *uid = json_string_value(json_object_get(request, "uid"));
     size_t k;
 
-    wht_policy_from_json(&p, json_object_get(c, "policy"));
+    lft_policy_from_json(&p, json_object_get(c, "policy"));
     env.policy = &p.policy;
     env.mode = LFW_MODE_DENY;
     env.source = &src;
     env.lease_timeout_us = 1000000;
     env.clock = NULL; /* the case's fixed time */
     print_message("case: %s\n", name);
-    run_json(&env, review, wht_time(json_string_value(json_object_get(c, "now"))), &a);
+    run_json(&env, review, lft_time(json_string_value(json_object_get(c, "now"))), &a);
     if (json_is_true(json_object_get(expect, "review_error"))) {
       /* With a uid: an AdmissionReview denying with 400; without: HTTP 400. */
       if (a.res.json) {
@@ -164,10 +164,10 @@ static void test_vectors(void **state) {
         assert_false(json_is_true(json_object_get(resp(&a), "allowed")));
         assert_int_equal(status_code(&a), 400);
         for (k = 0; k < json_array_size(mc); k++)
-          assert_true(wht_contains(status_message(&a), json_string_value(json_array_get(mc, k))));
+          assert_true(lft_contains(status_message(&a), json_string_value(json_array_get(mc, k))));
       } else {
         for (k = 0; k < json_array_size(mc); k++)
-          assert_true(wht_contains(a.text, json_string_value(json_array_get(mc, k))));
+          assert_true(lft_contains(a.text, json_string_value(json_array_get(mc, k))));
       }
       assert_int_equal(a.res.decision, LFW_D_ERROR);
     } else {
@@ -187,7 +187,7 @@ static void test_vectors(void **state) {
             json_string_value(json_object_get(json_object_get(resp(&a), "status"), "reason")),
             "Forbidden");
         for (k = 0; k < json_array_size(mc); k++)
-          assert_true(wht_contains(status_message(&a), json_string_value(json_array_get(mc, k))));
+          assert_true(lft_contains(status_message(&a), json_string_value(json_array_get(mc, k))));
       }
       /* A decision that asks for a live read gets exactly one (run() answers
        * each review twice: pruned and whole). */
@@ -200,7 +200,7 @@ static void test_vectors(void **state) {
 
         assert_int_equal(json_array_size(w), 1);
         for (k = 0; k < json_array_size(mc); k++)
-          assert_true(wht_contains(json_string_value(json_array_get(w, 0)),
+          assert_true(lft_contains(json_string_value(json_array_get(w, 0)),
                                    json_string_value(json_array_get(mc, k))));
       } else {
         assert_null(json_object_get(resp(&a), "warnings"));
@@ -225,29 +225,29 @@ static const json_t *find_case(const json_t *root, const char *name) {
 }
 
 static void run_case_in_mode(const json_t *c, lfw_mode mode, answer *a) {
-  wht_policy p;
+  lft_policy p;
   static stub s;
   static lfw_lease_source src;
   lfw_review_env env;
-  json_t *review = wht_review(json_object_get(c, "request"));
+  json_t *review = lft_review(json_object_get(c, "request"));
 
   s.c = c;
   s.calls = 0;
   s.live_calls = 0;
   src = (lfw_lease_source){
       .name = "stub", .ctx = &s, .get = stub_get, .ready = stub_ready, .caches = true};
-  wht_policy_from_json(&p, json_object_get(c, "policy"));
+  lft_policy_from_json(&p, json_object_get(c, "policy"));
   env.policy = &p.policy;
   env.mode = mode;
   env.source = &src;
   env.lease_timeout_us = 1000000;
   env.clock = NULL; /* the case's fixed time */
-  run_json(&env, review, wht_time(json_string_value(json_object_get(c, "now"))), a);
+  run_json(&env, review, lft_time(json_string_value(json_object_get(c, "now"))), a);
   json_decref(review);
 }
 
 static void test_modes(void **state) {
-  json_t *root = wht_load_vectors("decisions.json");
+  json_t *root = lft_load_vectors("decisions.json");
   const json_t *stale = find_case(root, "taken over: stale leader stamps its old term");
   const json_t *current = find_case(root, "current holder and term, update");
   answer a;
@@ -260,8 +260,8 @@ static void test_modes(void **state) {
   assert_null(json_object_get(resp(&a), "status"));
   w = json_object_get(resp(&a), "warnings");
   assert_int_equal(json_array_size(w), 1);
-  assert_true(wht_contains(json_string_value(json_array_get(w, 0)), "warn mode"));
-  assert_true(wht_contains(json_string_value(json_array_get(w, 0)), "StaleTerm"));
+  assert_true(lft_contains(json_string_value(json_array_get(w, 0)), "warn mode"));
+  assert_true(lft_contains(json_string_value(json_array_get(w, 0)), "StaleTerm"));
   assert_string_equal(annotation(&a, "not-enforced"), "warn");
   assert_string_equal(annotation(&a, "reason"), "StaleTerm");
   assert_int_equal(a.res.decision, LFW_D_WARNED);
@@ -288,7 +288,7 @@ static void test_modes(void **state) {
 /* A holder of 200 two-byte characters makes the message far longer than a
  * warning may be: the warning is cut to 256 characters at a boundary. */
 static void test_warning_truncated(void **state) {
-  json_t *root = wht_load_vectors("decisions.json");
+  json_t *root = lft_load_vectors("decisions.json");
   json_t *c = json_deep_copy(find_case(root, "taken over: stale leader stamps its old term"));
   json_t *spec = json_object_get(json_object_get(c, "lease"), "spec");
   char holder[512] = "";
@@ -344,7 +344,7 @@ static void expect_text_400(const char *body, size_t len, const char *needle) {
   run(&env, body, len, 0, &a);
   assert_false(a.res.json);
   assert_int_equal(a.res.http_status, 400);
-  if (!wht_contains(a.text, needle))
+  if (!lft_contains(a.text, needle))
     fail_msg("answer \"%s\" does not say \"%s\"", a.text, needle);
   answer_free(&a);
 }
@@ -437,9 +437,9 @@ static void test_wrong_types(void **state) {
   /* Fields that must be of one type, so any other type is an error. */
   static const char *const strict[] = {"request.uid", "request.operation", "request.dryRun",
                                        "request.userInfo.groups", "request"};
-  json_t *root = wht_load_vectors("decisions.json");
+  json_t *root = lft_load_vectors("decisions.json");
   const json_t *c = find_case(root, "current holder and term, update");
-  json_t *review = wht_review(json_object_get(c, "request"));
+  json_t *review = lft_review(json_object_get(c, "request"));
   lf_policy policy;
   lfw_review_env env = plain_env(&policy);
   size_t f;
@@ -482,9 +482,9 @@ static void test_wrong_types(void **state) {
 }
 
 static void test_uid_echo(void **state) {
-  json_t *root = wht_load_vectors("decisions.json");
+  json_t *root = lft_load_vectors("decisions.json");
   const json_t *c = find_case(root, "not protected");
-  json_t *review = wht_review(json_object_get(c, "request"));
+  json_t *review = lft_review(json_object_get(c, "request"));
   json_t *req = json_object_get(review, "request");
   lf_policy policy;
   lfw_review_env env = plain_env(&policy);
@@ -542,14 +542,14 @@ static int scale_get(void *ctx, const lf_lease_ref *ref, unsigned flags, int64_t
 }
 
 static void test_scale(void **state) {
-  json_t *root = wht_load_vectors("decisions.json");
+  json_t *root = lft_load_vectors("decisions.json");
   const json_t *c = find_case(root, "current holder and term, update");
   const char *stamp = json_string_value(json_object_get(
       json_object_get(
           json_object_get(json_object_get(json_object_get(c, "request"), "object"), "metadata"),
           "annotations"),
       LF_ANNOTATION_STAMP));
-  int64_t now = wht_time(json_string_value(json_object_get(c, "now")));
+  int64_t now = lft_time(json_string_value(json_object_get(c, "now")));
   static const struct {
     int rc;
     const char *lease;
@@ -588,7 +588,7 @@ static void test_scale(void **state) {
                   strcmp(cases[i].fm, "STAMP") == 0 ? stamp : cases[i].fm, "userInfo", "username",
                   "system:serviceaccount:default:ctrl", "groups", "system:serviceaccounts", "extra",
                   LF_EXTRA_POD_NAME, "ctrl-a");
-    json_t *review = wht_review(req);
+    json_t *review = lft_review(req);
     answer a;
     run_json(&env, review, now, &a);
     assert_true(a.res.json);
@@ -597,7 +597,7 @@ static void test_scale(void **state) {
                a.text);
     assert_int_equal(s.parent_calls, cases[i].with_parent_reader ? 2 : 0); /* run() asks twice */
     if (cases[i].rc != LF_OK)
-      assert_true(wht_contains(status_message(&a), "HTTP 503"));
+      assert_true(lft_contains(status_message(&a), "HTTP 503"));
     answer_free(&a);
     json_decref(review);
     json_decref(req);

@@ -19,7 +19,7 @@
  * later. Cases with a non-default policy need another server configuration
  * and are covered in process by test_webhook_review.
  */
-#include "whtest.h"
+#include "testutil.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -488,7 +488,7 @@ static int setup(void **state) {
       "%s all --dir %s/other --service other --namespace other --ip 127.0.0.1 >/dev/null && "
       "%s client --dir %s/other --cn intruder >/dev/null",
       dir, dir, dir, certs_tool, dir, certs_tool, dir, certs_tool, dir, certs_tool, dir);
-  vectors = wht_load_vectors("decisions.json");
+  vectors = lft_load_vectors("decisions.json");
   start_server(&main_srv, extra);
   return 0;
 }
@@ -528,7 +528,7 @@ static void shift_time(json_t *spec, const char *key, int64_t shift) {
 
   if (t == NULL)
     return;
-  us = wht_time(t) + shift;
+  us = lft_time(t) + shift;
   assert_int_equal(lf_time_format(us, buf, sizeof buf), 0);
   json_object_set_new(spec, key, json_string(buf));
 }
@@ -573,8 +573,8 @@ static void test_vectors_https(void **state) {
     const json_t *expect = json_object_get(c, "expect");
     const char *name = json_string_value(json_object_get(c, "name"));
     const char *status = json_string_value(json_object_get(c, "lease_status"));
-    json_t *review = wht_review(json_object_get(c, "request"));
-    int64_t vnow = wht_time(json_string_value(json_object_get(c, "now")));
+    json_t *review = lft_review(json_object_get(c, "request"));
+    int64_t vnow = lft_time(json_string_value(json_object_get(c, "now")));
     bool review_error = json_is_true(json_object_get(expect, "review_error"));
     char *body;
     http_resp r;
@@ -638,7 +638,7 @@ static void test_vectors_https(void **state) {
       continue;
     }
     assert_int_equal(r.status, 200);
-    assert_true(wht_contains(r.ctype, "application/json"));
+    assert_true(lft_contains(r.ctype, "application/json"));
     ans = json_loads(r.body, 0, NULL);
     assert_non_null(ans);
     resp = json_object_get(ans, "response");
@@ -682,7 +682,7 @@ static void expect_status(const char *path, const char *ctype, const char *body,
   curl_easy_cleanup(h);
   if (r.rc != CURLE_OK)
     fail_msg("POST %s: %s", path, curl_easy_strerror(r.rc));
-  if (r.status != status || (needle != NULL && !wht_contains(r.body, needle)))
+  if (r.status != status || (needle != NULL && !lft_contains(r.body, needle)))
     fail_msg("POST %s: expected %ld with \"%s\", got %ld: %s", path, status,
              needle != NULL ? needle : "", r.status, r.body != NULL ? r.body : "");
   resp_free(&r);
@@ -693,7 +693,7 @@ static void expect_status(const char *path, const char *ctype, const char *body,
 
 static void test_bad_requests(void **state) {
   const json_t *c = find_case("current holder and term, update");
-  json_t *review = wht_review(json_object_get(c, "request"));
+  json_t *review = lft_review(json_object_get(c, "request"));
   char *good = json_dumps(review, JSON_COMPACT);
   size_t big_len = 10 * 1000 * 1000;
   char *big = malloc(big_len);
@@ -830,8 +830,8 @@ static void *traffic_main(void *arg) {
     curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
     t->connects += connects;
     expect_allowed = deny ? "\"allowed\":false" : "\"allowed\":true";
-    if (r.rc != CURLE_OK || r.status != 200 || !wht_contains(r.body, uid) ||
-        !wht_contains(r.body, expect_allowed)) {
+    if (r.rc != CURLE_OK || r.status != 200 || !lft_contains(r.body, uid) ||
+        !lft_contains(r.body, expect_allowed)) {
       if (t->failures++ == 0)
         snprintf(t->first_error, sizeof t->first_error, "rc %d (%s) status %ld: %.120s", (int)r.rc,
                  curl_easy_strerror(r.rc), r.status, r.body != NULL ? r.body : "");
@@ -848,7 +848,7 @@ static void *traffic_main(void *arg) {
 /* Lease default/traffic, and a current and a stale review guarded by it. */
 static void traffic_bodies(char **allow, char **deny) {
   const json_t *c = find_case("current holder and term, update");
-  json_t *review = wht_review(json_object_get(c, "request"));
+  json_t *review = lft_review(json_object_get(c, "request"));
   json_t *req = json_object_get(review, "request");
   json_t *ann =
       json_object_get(json_object_get(json_object_get(req, "object"), "metadata"), "annotations");
@@ -1115,11 +1115,11 @@ static void test_health_and_metrics(void **state) {
   resp_free(&r);
   health_get(&main_srv, "/metrics", &r);
   assert_int_equal(r.status, 200);
-  assert_true(wht_contains(r.body, "# TYPE leasefence_requests_total counter"));
-  assert_true(wht_contains(r.body, "leasefence_request_duration_seconds_bucket{le=\"+Inf\"}"));
-  assert_true(wht_contains(r.body, "leasefence_inflight_requests "));
-  assert_true(wht_contains(r.body, "leasefence_certificate_reloads_total{result=\"success\"}"));
-  assert_true(wht_contains(r.body, "leasefence_build_info{version=\""));
+  assert_true(lft_contains(r.body, "# TYPE leasefence_requests_total counter"));
+  assert_true(lft_contains(r.body, "leasefence_request_duration_seconds_bucket{le=\"+Inf\"}"));
+  assert_true(lft_contains(r.body, "leasefence_inflight_requests "));
+  assert_true(lft_contains(r.body, "leasefence_certificate_reloads_total{result=\"success\"}"));
+  assert_true(lft_contains(r.body, "leasefence_build_info{version=\""));
   resp_free(&r);
   assert_true(metric(&main_srv, "leasefence_request_duration_seconds_count") > 0);
   /* Every request ended, including those whose clients dropped or stalled:
@@ -1142,7 +1142,7 @@ static void test_client_ca(void **state) {
   server s;
   server keep = main_srv;
   const json_t *c = find_case("not protected");
-  json_t *review = wht_review(json_object_get(c, "request"));
+  json_t *review = lft_review(json_object_get(c, "request"));
   char *body = json_dumps(review, JSON_COMPACT);
   char cert[512];
   char key[512];
@@ -1182,7 +1182,7 @@ static void test_client_ca(void **state) {
   post_with(h, "/validate", "application/json", body, strlen(body), false, &r);
   assert_int_equal(r.rc, CURLE_OK);
   assert_int_equal(r.status, 200);
-  assert_true(wht_contains(r.body, "\"allowed\":true"));
+  assert_true(lft_contains(r.body, "\"allowed\":true"));
   resp_free(&r);
   curl_easy_cleanup(h);
 
@@ -1298,8 +1298,8 @@ static void test_sigterm_inflight(void **state) {
   pthread_join(th, NULL);
   assert_int_equal(q.r.rc, CURLE_OK);
   assert_int_equal(q.r.status, 200);
-  assert_true(wht_contains(q.r.body, "\"uid\":\"slow-request\""));
-  assert_true(wht_contains(q.r.body, "\"allowed\":true"));
+  assert_true(lft_contains(q.r.body, "\"uid\":\"slow-request\""));
+  assert_true(lft_contains(q.r.body, "\"allowed\":true"));
   resp_free(&q.r);
   /* Exit 0, well within the shutdown timeout. */
   deadline = mono_ms() + 10000 * slow;
