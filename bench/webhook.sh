@@ -22,8 +22,11 @@
 #
 # Usage: bench/webhook.sh [seconds per run (default 10)] [fixed rate (default 7500;
 #        it is also run at half that)]
-# Environment: CONNS="1 8 64" to change the connection counts, THREADS for
-# the server's --threads (default: one per CPU).
+# Environment: CONNS="1 8 64" to change the connection counts, CLIENT_THREADS
+# for the fixed-rate client's connections (default 8), THREADS for
+# the server's --threads (default: one per CPU); SERVER_CPUS and CLIENT_CPUS
+# (taskset lists, e.g. 0 and 1) pin the server and the fixed-rate client to
+# CPUs of their own, so that the client does not preempt the server.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -88,7 +91,7 @@ port=18443
 hport=18081
 threads_flag=()
 if [ -n "${THREADS:-}" ]; then threads_flag=(--threads "$THREADS"); fi
-"$build/webhook/leasefence-webhook" --tls-cert-file "$work/certs/tls.crt" \
+${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} "$build/webhook/leasefence-webhook" --tls-cert-file "$work/certs/tls.crt" \
   --tls-private-key-file "$work/certs/tls.key" --lease-source "file:$work/leases" \
   --bind-address 127.0.0.1 --port $port --health-bind-address 127.0.0.1 --health-port $hport \
   -v 0 "${threads_flag[@]}" 2>"$work/server.log" &
@@ -135,7 +138,7 @@ histogram() {
   curl -fs "http://127.0.0.1:$hport/metrics" |
     sed -n 's/^leasefence_request_duration_seconds_bucket{le="\([^"]*\)"} \([0-9]*\)$/\1 \2/p'
 }
-echo "== fixed rate (bench/ratelat.c: 8 keep-alive connections, evenly spaced, latency from the scheduled time)"
+echo "== fixed rate (bench/ratelat.c: ${CLIENT_THREADS:-8} keep-alive connections, evenly spaced, latency from the scheduled time)"
 echo "   server_le_*: share of these reviews the server itself answered within 1 ms / 2.5 ms"
 echo "   runnable: mean number of runnable tasks on the machine during the run (2 CPUs; this
    benchmark's own client and server threads included)"
@@ -144,7 +147,7 @@ for r in $rate $((rate / 2)); do
   (while :; do sed -n 's/^procs_running //p' /proc/stat; sleep 0.5; done) >"$work/runnable" &
   sampler=$!
   t0=$(server_ticks)
-  line=$("$build/ratelat" "$url" "$work/certs/ca.crt" "$work/review.json" "$r" "$secs" 8 | grep '^RESULT')
+  line=$(${CLIENT_CPUS:+taskset -c "$CLIENT_CPUS"} "$build/ratelat" "$url" "$work/certs/ca.crt" "$work/review.json" "$r" "$secs" "${CLIENT_THREADS:-8}" | grep '^RESULT')
   t1=$(server_ticks)
   kill "$sampler"
   wait "$sampler" 2>/dev/null || true
