@@ -20,3 +20,10 @@ target_link_libraries(leasefence_kube
   PUBLIC leasefence::fencing CURL::libcurl PkgConfig::YAML PkgConfig::JANSSON Threads::Threads
   PRIVATE lf_warnings)
 add_library(leasefence::kube ALIAS leasefence_kube)
+
+# Installed beside the fencing library: controllers written in C read their
+# Lease with it (lf_kube_get_lease) to stamp their writes.
+install(TARGETS leasefence_kube ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+configure_file(${CMAKE_CURRENT_LIST_DIR}/leasefence-kube.pc.in leasefence-kube.pc @ONLY)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/leasefence-kube.pc
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -83,19 +83,19 @@ static int64_t monotonic_ms(void) {
 static int make_auth_header(const char *token, size_t len, char **out, lf_error *err) {
   char *line = NULL;
   if (len == 0) {
-    return lf__fail(err, LF_EINVAL, "the bearer token is empty");
+    return lf__kube_fail(err, LF_EINVAL, "the bearer token is empty");
   }
   for (size_t i = 0; i < len; i++) {
     unsigned char ch = (unsigned char)token[i];
     if (ch < 0x21 || ch > 0x7e) {
-      return lf__fail(err, LF_EINVAL,
-                      "the bearer token holds a byte that cannot go in an HTTP header "
-                      "(at offset %zu)",
-                      i);
+      return lf__kube_fail(err, LF_EINVAL,
+                           "the bearer token holds a byte that cannot go in an HTTP header "
+                           "(at offset %zu)",
+                           i);
     }
   }
   if (asprintf(&line, "Authorization: Bearer %.*s", (int)len, token) < 0) {
-    return lf__fail(err, LF_ENOMEM, "out of memory");
+    return lf__kube_fail(err, LF_ENOMEM, "out of memory");
   }
   *out = line;
   return LF_OK;
@@ -169,7 +169,7 @@ static int token_header(lf_kube_client *c, char **out, lf_error *err) {
   if (c->auth_header != NULL) {
     *out = strdup(c->auth_header);
     if (*out == NULL) {
-      rc = lf__fail(err, LF_ENOMEM, "out of memory");
+      rc = lf__kube_fail(err, LF_ENOMEM, "out of memory");
     }
   }
   pthread_mutex_unlock(&c->token_lock);
@@ -210,15 +210,16 @@ int lf_kube_client_new(lf_kube_config **cfg, const lf_kube_options *opts, lf_kub
 
   *out = NULL;
   if (cfg == NULL || *cfg == NULL) {
-    return lf__fail(err, LF_EINVAL, "no configuration given");
+    return lf__kube_fail(err, LF_EINVAL, "no configuration given");
   }
   pthread_once(&global_once, global_init);
   if (global_rc != CURLE_OK) {
-    return lf__fail(err, LF_EIO, "libcurl failed to initialise: %s", curl_easy_strerror(global_rc));
+    return lf__kube_fail(err, LF_EIO, "libcurl failed to initialise: %s",
+                         curl_easy_strerror(global_rc));
   }
   c = calloc(1, sizeof(*c));
   if (c == NULL) {
-    return lf__fail(err, LF_ENOMEM, "out of memory");
+    return lf__kube_fail(err, LF_ENOMEM, "out of memory");
   }
   c->cfg = *cfg;
   c->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
@@ -242,7 +243,7 @@ int lf_kube_client_new(lf_kube_config **cfg, const lf_kube_options *opts, lf_kub
   }
   c->idle = calloc(c->max_idle, sizeof(*c->idle));
   if (c->user_agent == NULL || c->idle == NULL) {
-    rc = lf__fail(err, LF_ENOMEM, "out of memory");
+    rc = lf__kube_fail(err, LF_ENOMEM, "out of memory");
     goto out;
   }
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) {
@@ -259,7 +260,7 @@ int lf_kube_client_new(lf_kube_config **cfg, const lf_kube_options *opts, lf_kub
       curl_share_setopt(c->share, CURLSHOPT_USERDATA, c) != CURLSHE_OK ||
       curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
       curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
-    rc = lf__fail(err, LF_EIO, "libcurl cannot share DNS and TLS sessions between handles");
+    rc = lf__kube_fail(err, LF_EIO, "libcurl cannot share DNS and TLS sessions between handles");
     goto out;
   }
 
@@ -268,7 +269,7 @@ int lf_kube_client_new(lf_kube_config **cfg, const lf_kube_options *opts, lf_kub
   } else if (c->cfg->token_file != NULL) {
     struct stat st;
     if (stat(c->cfg->token_file, &st) != 0) {
-      rc = lf__fail(err, LF_EINVAL, "token file \"%s\" cannot be read", c->cfg->token_file);
+      rc = lf__kube_fail(err, LF_EINVAL, "token file \"%s\" cannot be read", c->cfg->token_file);
     } else {
       rc = token_reload(c, &st, err);
     }
@@ -434,22 +435,22 @@ static int transport_error(const lf_kube_client *c, const lf_kube_req *req, CURL
 
   switch (code) {
   case CURLE_OPERATION_TIMEDOUT:
-    return lf__fail(err, LF_ETIMEDOUT, "%s %s%.200s: no answer within %lld ms (%s)", req->method,
-                    server, req->path, (long long)timeout_ms, detail);
+    return lf__kube_fail(err, LF_ETIMEDOUT, "%s %s%.200s: no answer within %lld ms (%s)",
+                         req->method, server, req->path, (long long)timeout_ms, detail);
   case CURLE_COULDNT_RESOLVE_HOST:
   case CURLE_COULDNT_RESOLVE_PROXY:
-    return lf__fail(err, LF_EIO, "DNS: %s (server %s)", detail, server);
+    return lf__kube_fail(err, LF_EIO, "DNS: %s (server %s)", detail, server);
   case CURLE_COULDNT_CONNECT:
-    return lf__fail(err, LF_EIO, "connect: %s (server %s)", detail, server);
+    return lf__kube_fail(err, LF_EIO, "connect: %s (server %s)", detail, server);
   case CURLE_PEER_FAILED_VERIFICATION:
-    return lf__fail(err, LF_EIO, "TLS: certificate verify failed for %s: %s", server, detail);
+    return lf__kube_fail(err, LF_EIO, "TLS: certificate verify failed for %s: %s", server, detail);
   case CURLE_OUT_OF_MEMORY:
-    return lf__fail(err, LF_ENOMEM, "out of memory in libcurl");
+    return lf__kube_fail(err, LF_ENOMEM, "out of memory in libcurl");
   default:
     if (is_tls_error(code)) {
-      return lf__fail(err, LF_EIO, "TLS: %s (server %s)", detail, server);
+      return lf__kube_fail(err, LF_EIO, "TLS: %s (server %s)", detail, server);
     }
-    return lf__fail(err, LF_EIO, "%s %s%.200s: %s", req->method, server, req->path, detail);
+    return lf__kube_fail(err, LF_EIO, "%s %s%.200s: %s", req->method, server, req->path, detail);
   }
 }
 
@@ -484,13 +485,13 @@ static int perform(lf_kube_client *c, const lf_kube_req *req, transfer *t, CURLc
   t->status = 0;
   t->errbuf[0] = '\0';
   if (req->method == NULL || req->path == NULL || req->path[0] != '/' || req->timeout_ms <= 0) {
-    rc = lf__fail(err, LF_EINVAL,
-                  "a request needs a method, a path starting with '/' and a timeout");
+    rc = lf__kube_fail(err, LF_EINVAL,
+                       "a request needs a method, a path starting with '/' and a timeout");
     goto out;
   }
   if (asprintf(&url, "%s%s", cfg->server, req->path) < 0) {
     url = NULL;
-    rc = lf__fail(err, LF_ENOMEM, "out of memory");
+    rc = lf__kube_fail(err, LF_ENOMEM, "out of memory");
     goto out;
   }
   rc = token_header(c, &auth, err);
@@ -499,14 +500,14 @@ static int perform(lf_kube_client *c, const lf_kube_req *req, transfer *t, CURLc
   }
   if (asprintf(&accept, "Accept: %s", req->accept != NULL ? req->accept : "application/json") < 0) {
     accept = NULL;
-    rc = lf__fail(err, LF_ENOMEM, "out of memory");
+    rc = lf__kube_fail(err, LF_ENOMEM, "out of memory");
     goto out;
   }
   if (req->body != NULL &&
       asprintf(&ctype, "Content-Type: %s",
                req->content_type != NULL ? req->content_type : "application/json") < 0) {
     ctype = NULL;
-    rc = lf__fail(err, LF_ENOMEM, "out of memory");
+    rc = lf__kube_fail(err, LF_ENOMEM, "out of memory");
     goto out;
   }
   /* curl copies each string into the list. "Expect:" stops curl from
@@ -519,7 +520,7 @@ static int perform(lf_kube_client *c, const lf_kube_req *req, transfer *t, CURLc
       }
       added = curl_slist_append(headers, lines[i]);
       if (added == NULL) {
-        rc = lf__fail(err, LF_ENOMEM, "out of memory");
+        rc = lf__kube_fail(err, LF_ENOMEM, "out of memory");
         goto out;
       }
       headers = added;
@@ -527,7 +528,7 @@ static int perform(lf_kube_client *c, const lf_kube_req *req, transfer *t, CURLc
   }
   h = handle_get(c);
   if (h == NULL) {
-    rc = lf__fail(err, LF_ENOMEM, "cannot create a curl handle");
+    rc = lf__kube_fail(err, LF_ENOMEM, "cannot create a curl handle");
     goto out;
   }
   connect_ms = c->connect_timeout_ms < req->timeout_ms ? c->connect_timeout_ms : req->timeout_ms;
@@ -594,8 +595,8 @@ static int perform(lf_kube_client *c, const lf_kube_req *req, transfer *t, CURLc
     SETOPT(h, CURLOPT_CUSTOMREQUEST, req->method);
   }
   if (!ok) {
-    rc =
-        lf__fail(err, LF_EIO, "libcurl refused an option (is it built with TLS and blob support?)");
+    rc = lf__kube_fail(err, LF_EIO,
+                       "libcurl refused an option (is it built with TLS and blob support?)");
     goto out;
   }
   t->handle = h;
@@ -638,16 +639,16 @@ int lf_kube_request(lf_kube_client *client, const lf_kube_req *req, long *status
   t.write_arg = &s;
   rc = perform(client, req, &t, &code, err);
   if (s.too_big) {
-    rc = lf__fail(err, LF_ETOOBIG, "%s %s%.200s: the response is larger than %zu bytes",
-                  req->method, client->cfg->server, req->path, s.max);
+    rc = lf__kube_fail(err, LF_ETOOBIG, "%s %s%.200s: the response is larger than %zu bytes",
+                       req->method, client->cfg->server, req->path, s.max);
   } else if (s.no_memory) {
-    rc = lf__fail(err, LF_ENOMEM, "out of memory reading a response");
+    rc = lf__kube_fail(err, LF_ENOMEM, "out of memory reading a response");
   }
   if (rc != LF_OK) {
     goto out;
   }
   if (s.buf == NULL && !lf__kube_buf_append(&s, "", 0)) {
-    rc = lf__fail(err, LF_ENOMEM, "out of memory");
+    rc = lf__kube_fail(err, LF_ENOMEM, "out of memory");
     goto out;
   }
   *status = t.status;
@@ -746,18 +747,19 @@ int lf_kube_status_error(const lf_kube_client *client, long status, const char *
   sep = msg[0] != '\0' ? ": " : "";
   switch (status) {
   case 404:
-    return lf__fail(err, LF_ENOTFOUND, "%s not found (HTTP 404 from %s)%s%s", what, server, sep,
-                    msg);
+    return lf__kube_fail(err, LF_ENOTFOUND, "%s not found (HTTP 404 from %s)%s%s", what, server,
+                         sep, msg);
   case 401:
-    return lf__fail(err, LF_EDENIED,
-                    "%s: HTTP 401 Unauthorized from %s: the credentials were "
-                    "rejected (expired or wrong token or certificate?)%s%s",
-                    what, server, sep, msg);
+    return lf__kube_fail(err, LF_EDENIED,
+                         "%s: HTTP 401 Unauthorized from %s: the credentials were "
+                         "rejected (expired or wrong token or certificate?)%s%s",
+                         what, server, sep, msg);
   case 403:
-    return lf__fail(err, LF_EDENIED, "%s: HTTP 403 Forbidden from %s%s%s", what, server, sep, msg);
+    return lf__kube_fail(err, LF_EDENIED, "%s: HTTP 403 Forbidden from %s%s%s", what, server, sep,
+                         msg);
   default:
-    return lf__fail(err, LF_EIO, "%s: HTTP %ld%s%s from %s%s%s", what, status,
-                    reason[0] != '\0' ? " " : "", reason, server, sep, msg);
+    return lf__kube_fail(err, LF_EIO, "%s: HTTP %ld%s%s from %s%s%s", what, status,
+                         reason[0] != '\0' ? " " : "", reason, server, sep, msg);
   }
 }
 
@@ -811,7 +813,7 @@ int lf_kube_get_lease(lf_kube_client *client, const lf_lease_ref *ref, int64_t t
       strnlen(ref->name, sizeof(ref->name)) == sizeof(ref->name) ||
       lf_kube_escape(ref->ns, ns, sizeof(ns)) != LF_OK ||
       lf_kube_escape(ref->name, name, sizeof(name)) != LF_OK) {
-    rc = lf__fail(err, LF_EINVAL, "a Lease needs a namespace and a name within bounds");
+    rc = lf__kube_fail(err, LF_EINVAL, "a Lease needs a namespace and a name within bounds");
     goto out;
   }
   snprintf(what, sizeof(what), "Lease %s/%s", ref->ns, ref->name);
@@ -834,15 +836,15 @@ int lf_kube_get_lease(lf_kube_client *client, const lf_lease_ref *ref, int64_t t
     lf_error sub = {0};
     rc = lf_lease_parse(body, len, &lease, &sub);
     if (rc != LF_OK) {
-      rc = lf__fail(err, rc, "%s from %s: %s", what, client->cfg->server, sub.text);
+      rc = lf__kube_fail(err, rc, "%s from %s: %s", what, client->cfg->server, sub.text);
       goto out;
     }
   }
   /* Fencing must never decide on another Lease than the one named, whatever
    * a proxy or a misrouted request hands back. */
   if (strcmp(lease.ref.ns, ref->ns) != 0 || strcmp(lease.ref.name, ref->name) != 0) {
-    rc = lf__fail(err, LF_EINVAL, "asked %s for %s and got Lease %s/%s", client->cfg->server, what,
-                  lease.ref.ns, lease.ref.name);
+    rc = lf__kube_fail(err, LF_EINVAL, "asked %s for %s and got Lease %s/%s", client->cfg->server,
+                       what, lease.ref.ns, lease.ref.name);
     goto out;
   }
   *out = lease;
@@ -879,8 +881,8 @@ int lf_kube_get_json(lf_kube_client *client, const char *path, const char *accep
   }
   doc = json_loadb(body, len, 0, &jerr);
   if (!json_is_object(doc)) {
-    rc = lf__fail(err, LF_EINVAL, "%s from %s: the answer is not a JSON object%s%s", what,
-                  client->cfg->server, doc == NULL ? ": " : "", doc == NULL ? jerr.text : "");
+    rc = lf__kube_fail(err, LF_EINVAL, "%s from %s: the answer is not a JSON object%s%s", what,
+                       client->cfg->server, doc == NULL ? ": " : "", doc == NULL ? jerr.text : "");
     goto out;
   }
   *out = doc;
@@ -907,7 +909,7 @@ int lf_kube_watch(lf_kube_client *client, const char *path_with_query, int64_t t
   lf__kube_events_init(&w.events, LF_KUBE_WATCH_EVENT_MAX, cb, arg);
   w.error_body.max = WATCH_ERROR_BODY_MAX;
   if (cb == NULL) {
-    rc = lf__fail(err, LF_EINVAL, "a watch needs a callback");
+    rc = lf__kube_fail(err, LF_EINVAL, "a watch needs a callback");
     goto out;
   }
   req.method = "GET";
@@ -924,7 +926,7 @@ int lf_kube_watch(lf_kube_client *client, const char *path_with_query, int64_t t
     goto out;
   }
   if (w.events.rc != LF_OK) {
-    rc = lf__fail(err, w.events.rc, "%s", w.events.err.text);
+    rc = lf__kube_fail(err, w.events.rc, "%s", w.events.err.text);
     goto out;
   }
   if (rc != LF_OK) {
@@ -934,13 +936,13 @@ int lf_kube_watch(lf_kube_client *client, const char *path_with_query, int64_t t
     rc = lf_kube_status_error(client, t.status, w.error_body.buf, w.error_body.len, "the watch",
                               err);
     if (rc == LF_OK) {
-      rc = lf__fail(err, LF_EIO, "the watch got HTTP %ld instead of a stream", t.status);
+      rc = lf__kube_fail(err, LF_EIO, "the watch got HTTP %ld instead of a stream", t.status);
     }
     goto out;
   }
   /* The server ended the stream; a last event without its newline counts. */
   if (!lf__kube_events_finish(&w.events) && !w.events.stopped) {
-    rc = lf__fail(err, w.events.rc, "%s", w.events.err.text);
+    rc = lf__kube_fail(err, w.events.rc, "%s", w.events.err.text);
   }
 
 out:

@@ -40,15 +40,15 @@ static bool deliver(lf__kube_events *ev, const char *p, size_t n) {
   }
   doc = json_loadb(p, n, 0, &jerr);
   if (doc == NULL) {
-    ev->rc = lf__fail(&ev->err, LF_EINVAL, "watch event is not JSON: %s (line %d column %d)",
-                      jerr.text, jerr.line, jerr.column);
+    ev->rc = lf__kube_fail(&ev->err, LF_EINVAL, "watch event is not JSON: %s (line %d column %d)",
+                           jerr.text, jerr.line, jerr.column);
     goto out;
   }
   type = json_string_value(json_object_get(doc, "type"));
   object = json_object_get(doc, "object");
   if (type == NULL || !json_is_object(object)) {
-    ev->rc =
-        lf__fail(&ev->err, LF_EINVAL, "watch event is not {\"type\": string, \"object\": object}");
+    ev->rc = lf__kube_fail(&ev->err, LF_EINVAL,
+                           "watch event is not {\"type\": string, \"object\": object}");
     goto out;
   }
   if (ev->cb(type, object, ev->arg) != 0) {
@@ -73,12 +73,12 @@ bool lf__kube_events_feed(lf__kube_events *ev, const char *p, size_t n) {
     size_t piece = nl != NULL ? (size_t)(nl - (p + done)) : n - done;
     if (!lf__kube_buf_append(&ev->line, p + done, piece)) {
       if (ev->line.too_big) {
-        ev->rc = lf__fail(&ev->err, LF_ETOOBIG,
-                          "a watch event is larger than %zu bytes; the stream was abandoned "
-                          "(re-list to catch up)",
-                          ev->line.max);
+        ev->rc = lf__kube_fail(&ev->err, LF_ETOOBIG,
+                               "a watch event is larger than %zu bytes; the stream was abandoned "
+                               "(re-list to catch up)",
+                               ev->line.max);
       } else {
-        ev->rc = lf__fail(&ev->err, LF_ENOMEM, "out of memory reading a watch event");
+        ev->rc = lf__kube_fail(&ev->err, LF_ENOMEM, "out of memory reading a watch event");
       }
       return false;
     }

@@ -5,11 +5,17 @@
 #ifndef LEASEFENCE_KUBE_INTERNAL_H
 #define LEASEFENCE_KUBE_INTERNAL_H
 
-#include "text.h" /* lf__fail: the library's one way to report an error */
-
 #include <leasefence/kube.h>
 
 #include <stddef.h>
+
+/* Writes a formatted sentence into `err` (may be NULL) and returns `code`.
+ * The Kubernetes client is a library of its own, installed beside the
+ * fencing library and linked against its shared build, which exports only
+ * the public header's symbols; so it cannot use the fencing library's
+ * internal lf__fail and has this twin. */
+int lf__kube_fail(lf_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /*
  * Reads the whole file at `path`, at most `max` bytes, into a new buffer

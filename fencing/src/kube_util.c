@@ -13,6 +13,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+int lf__kube_fail(lf_error *err, int code, const char *fmt, ...) {
+  if (err != NULL) {
+    va_list ap;
+    va_start(ap, fmt);
+    err->code = code;
+    vsnprintf(err->text, sizeof(err->text), fmt, ap);
+    va_end(ap);
+  }
+  return code;
+}
+
 int lf__kube_read_file(const char *path, size_t max, const char *what, char **buf, size_t *len,
                        lf_error *err) {
   int rc = LF_OK;
@@ -26,11 +37,12 @@ int lf__kube_read_file(const char *path, size_t max, const char *what, char **bu
   *len = 0;
   fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    rc = lf__fail(err, LF_EINVAL, "%s \"%s\" cannot be opened: %s", what, path, strerror(errno));
+    rc = lf__kube_fail(err, LF_EINVAL, "%s \"%s\" cannot be opened: %s", what, path,
+                       strerror(errno));
     goto out;
   }
   if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
-    rc = lf__fail(err, LF_EINVAL, "%s \"%s\" is not a readable file", what, path);
+    rc = lf__kube_fail(err, LF_EINVAL, "%s \"%s\" is not a readable file", what, path);
     goto out;
   }
   /* The size from fstat is only a hint (the file may change while we read,
@@ -39,12 +51,12 @@ int lf__kube_read_file(const char *path, size_t max, const char *what, char **bu
             ? (size_t)st.st_size + 1
             : 4096;
   if (S_ISREG(st.st_mode) && (uintmax_t)st.st_size > max) {
-    rc = lf__fail(err, LF_ETOOBIG, "%s \"%s\" is larger than %zu bytes", what, path, max);
+    rc = lf__kube_fail(err, LF_ETOOBIG, "%s \"%s\" is larger than %zu bytes", what, path, max);
     goto out;
   }
   data = malloc(cap);
   if (data == NULL) {
-    rc = lf__fail(err, LF_ENOMEM, "out of memory reading %s", what);
+    rc = lf__kube_fail(err, LF_ENOMEM, "out of memory reading %s", what);
     goto out;
   }
   for (;;) {
@@ -56,12 +68,12 @@ int lf__kube_read_file(const char *path, size_t max, const char *what, char **bu
         ncap = max + 2;
       }
       if (ncap <= cap) {
-        rc = lf__fail(err, LF_ETOOBIG, "%s \"%s\" is larger than %zu bytes", what, path, max);
+        rc = lf__kube_fail(err, LF_ETOOBIG, "%s \"%s\" is larger than %zu bytes", what, path, max);
         goto out;
       }
       p = realloc(data, ncap);
       if (p == NULL) {
-        rc = lf__fail(err, LF_ENOMEM, "out of memory reading %s", what);
+        rc = lf__kube_fail(err, LF_ENOMEM, "out of memory reading %s", what);
         goto out;
       }
       data = p;
@@ -72,7 +84,8 @@ int lf__kube_read_file(const char *path, size_t max, const char *what, char **bu
       if (errno == EINTR) {
         continue;
       }
-      rc = lf__fail(err, LF_EINVAL, "%s \"%s\" cannot be read: %s", what, path, strerror(errno));
+      rc = lf__kube_fail(err, LF_EINVAL, "%s \"%s\" cannot be read: %s", what, path,
+                         strerror(errno));
       goto out;
     }
     if (n == 0) {
@@ -80,7 +93,7 @@ int lf__kube_read_file(const char *path, size_t max, const char *what, char **bu
     }
     used += (size_t)n;
     if (used > max) {
-      rc = lf__fail(err, LF_ETOOBIG, "%s \"%s\" is larger than %zu bytes", what, path, max);
+      rc = lf__kube_fail(err, LF_ETOOBIG, "%s \"%s\" is larger than %zu bytes", what, path, max);
       goto out;
     }
   }
@@ -132,7 +145,7 @@ int lf__kube_base64_decode(const char *text, size_t len, unsigned char **out, si
   *out_len = 0;
   buf = malloc(len / 4 * 3 + 4);
   if (buf == NULL) {
-    rc = lf__fail(err, LF_ENOMEM, "out of memory decoding base64");
+    rc = lf__kube_fail(err, LF_ENOMEM, "out of memory decoding base64");
     goto out;
   }
   for (size_t i = 0; i < len; i++) {
@@ -147,7 +160,7 @@ int lf__kube_base64_decode(const char *text, size_t len, unsigned char **out, si
     }
     v = b64_value(c);
     if (v < 0 || padding) {
-      rc = lf__fail(err, LF_EINVAL, "invalid base64 at offset %zu", i);
+      rc = lf__kube_fail(err, LF_EINVAL, "invalid base64 at offset %zu", i);
       goto out;
     }
     acc = (acc << 6) | (uint32_t)v;
@@ -160,7 +173,7 @@ int lf__kube_base64_decode(const char *text, size_t len, unsigned char **out, si
   }
   /* Six leftover bits can never be a whole byte: the input was cut short. */
   if (bits >= 6) {
-    rc = lf__fail(err, LF_EINVAL, "truncated base64");
+    rc = lf__kube_fail(err, LF_EINVAL, "truncated base64");
     goto out;
   }
   buf[n] = '\0';

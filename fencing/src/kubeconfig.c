@@ -57,15 +57,15 @@ static int check_server(const char *server, const char *where, lf_error *err) {
   size_t scheme;
   size_t rest;
   if (server == NULL || server[0] == '\0') {
-    return lf__fail(err, LF_EINVAL, "%s: no server URL", where);
+    return lf__kube_fail(err, LF_EINVAL, "%s: no server URL", where);
   }
   if (strncmp(server, "https://", 8) == 0) {
     scheme = 8;
   } else if (strncmp(server, "http://", 7) == 0) {
     scheme = 7;
   } else {
-    return lf__fail(err, LF_EINVAL, "%s: server \"%.200s\" is not an https:// or http:// URL",
-                    where, server);
+    return lf__kube_fail(err, LF_EINVAL, "%s: server \"%.200s\" is not an https:// or http:// URL",
+                         where, server);
   }
   /* Something must be left once the trailing slashes are dropped: a host. */
   rest = strlen(server + scheme);
@@ -73,11 +73,12 @@ static int check_server(const char *server, const char *where, lf_error *err) {
     rest--;
   }
   if (rest == 0 || server[scheme] == '/') {
-    return lf__fail(err, LF_EINVAL, "%s: server \"%.200s\" names no host", where, server);
+    return lf__kube_fail(err, LF_EINVAL, "%s: server \"%.200s\" names no host", where, server);
   }
   for (const char *p = server; *p != '\0'; p++) {
     if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
-      return lf__fail(err, LF_EINVAL, "%s: server URL holds a space or control character", where);
+      return lf__kube_fail(err, LF_EINVAL, "%s: server URL holds a space or control character",
+                           where);
     }
   }
   return LF_OK;
@@ -94,7 +95,8 @@ static char *server_dup(const char *server) {
 
 static int check_readable(const char *path, const char *what, lf_error *err) {
   if (access(path, R_OK) != 0) {
-    return lf__fail(err, LF_EINVAL, "%s \"%s\" cannot be read: %s", what, path, strerror(errno));
+    return lf__kube_fail(err, LF_EINVAL, "%s \"%s\" cannot be read: %s", what, path,
+                         strerror(errno));
   }
   return LF_OK;
 }
@@ -123,20 +125,21 @@ int lf_kube_config_from_parts(const lf_kube_parts *parts, lf_kube_config **out, 
       (parts->cert_pem != NULL && parts->cert_file != NULL) ||
       (parts->key_pem != NULL && parts->key_file != NULL) ||
       (parts->token != NULL && parts->token_file != NULL)) {
-    rc = lf__fail(err, LF_EINVAL,
-                  "configuration: give each of the CA, client certificate, client key and "
-                  "token either in memory or as a file, not both");
+    rc = lf__kube_fail(err, LF_EINVAL,
+                       "configuration: give each of the CA, client certificate, client key and "
+                       "token either in memory or as a file, not both");
     goto out;
   }
   if ((parts->cert_pem != NULL || parts->cert_file != NULL) !=
       (parts->key_pem != NULL || parts->key_file != NULL)) {
-    rc = lf__fail(err, LF_EINVAL,
-                  "configuration: a client certificate needs its key and a key its certificate");
+    rc = lf__kube_fail(
+        err, LF_EINVAL,
+        "configuration: a client certificate needs its key and a key its certificate");
     goto out;
   }
   c = calloc(1, sizeof(*c));
   if (c == NULL) {
-    rc = lf__fail(err, LF_ENOMEM, "out of memory");
+    rc = lf__kube_fail(err, LF_ENOMEM, "out of memory");
     goto out;
   }
   c->server = server_dup(parts->server);
@@ -155,7 +158,7 @@ int lf_kube_config_from_parts(const lf_kube_parts *parts, lf_kube_config **out, 
       pem_set(&c->ca_pem, parts->ca_pem, parts->ca_pem_len) != LF_OK ||
       pem_set(&c->cert_pem, parts->cert_pem, parts->cert_pem_len) != LF_OK ||
       pem_set(&c->key_pem, parts->key_pem, parts->key_pem_len) != LF_OK) {
-    rc = lf__fail(err, LF_ENOMEM, "out of memory");
+    rc = lf__kube_fail(err, LF_ENOMEM, "out of memory");
     goto out;
   }
   *out = c;
@@ -190,20 +193,20 @@ int lf_kube_config_in_cluster(const lf_kube_in_cluster_paths *paths, lf_kube_con
     ns_file = paths->namespace_file != NULL ? paths->namespace_file : ns_file;
   }
   if (host == NULL || host[0] == '\0' || port == NULL || port[0] == '\0') {
-    rc = lf__fail(err, LF_EINVAL,
-                  "not in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT "
-                  "must both be set");
+    rc = lf__kube_fail(err, LF_EINVAL,
+                       "not in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT "
+                       "must both be set");
     goto out;
   }
   if (strspn(port, "0123456789") != strlen(port) || strlen(port) > 5) {
-    rc = lf__fail(err, LF_EINVAL, "KUBERNETES_SERVICE_PORT \"%.20s\" is not a port", port);
+    rc = lf__kube_fail(err, LF_EINVAL, "KUBERNETES_SERVICE_PORT \"%.20s\" is not a port", port);
     goto out;
   }
   /* An IPv6 literal needs brackets in a URL; one already bracketed is kept. */
   ipv6 = strchr(host, ':') != NULL && host[0] != '[';
   if ((size_t)snprintf(server, sizeof(server), "https://%s%s%s:%s", ipv6 ? "[" : "", host,
                        ipv6 ? "]" : "", port) >= sizeof(server)) {
-    rc = lf__fail(err, LF_EINVAL, "KUBERNETES_SERVICE_HOST is too long");
+    rc = lf__kube_fail(err, LF_EINVAL, "KUBERNETES_SERVICE_HOST is too long");
     goto out;
   }
   rc = check_readable(token_file, "service-account token file", err);
@@ -225,7 +228,7 @@ int lf_kube_config_in_cluster(const lf_kube_in_cluster_paths *paths, lf_kube_con
   }
   c = calloc(1, sizeof(*c));
   if (c == NULL) {
-    rc = lf__fail(err, LF_ENOMEM, "out of memory");
+    rc = lf__kube_fail(err, LF_ENOMEM, "out of memory");
     goto out;
   }
   c->server = strdup(server);
@@ -233,7 +236,7 @@ int lf_kube_config_in_cluster(const lf_kube_in_cluster_paths *paths, lf_kube_con
   c->ca_file = strdup(ca_file);
   c->token_file = strdup(token_file);
   if (c->server == NULL || c->ns == NULL || c->ca_file == NULL || c->token_file == NULL) {
-    rc = lf__fail(err, LF_ENOMEM, "out of memory");
+    rc = lf__kube_fail(err, LF_ENOMEM, "out of memory");
     goto out;
   }
   *out = c;
@@ -292,8 +295,8 @@ static const char *map_str(kc *k, yaml_node_t *map, const char *key, const char 
   }
   s = scalar(n);
   if (s == NULL) {
-    *rc = lf__fail(k->err, LF_EINVAL, "kubeconfig %s: %s: \"%s\" is not a string", k->path, where,
-                   key);
+    *rc = lf__kube_fail(k->err, LF_EINVAL, "kubeconfig %s: %s: \"%s\" is not a string", k->path,
+                        where, key);
     return NULL;
   }
   return s[0] == '\0' ? NULL : s;
@@ -320,15 +323,15 @@ static int find_named(kc *k, const char *list, const char *inner, const char *na
       }
       body = map_get(k, entry, inner);
       if (body == NULL || body->type != YAML_MAPPING_NODE) {
-        return lf__fail(k->err, LF_EINVAL, "kubeconfig %s: %s \"%s\" has no \"%s\" mapping",
-                        k->path, inner, name, inner);
+        return lf__kube_fail(k->err, LF_EINVAL, "kubeconfig %s: %s \"%s\" has no \"%s\" mapping",
+                             k->path, inner, name, inner);
       }
       *out = body;
       return LF_OK;
     }
   }
-  return lf__fail(k->err, LF_EINVAL, "kubeconfig %s: no %s named \"%s\" in \"%s\"", k->path, inner,
-                  name, list);
+  return lf__kube_fail(k->err, LF_EINVAL, "kubeconfig %s: no %s named \"%s\" in \"%s\"", k->path,
+                       inner, name, list);
 }
 
 /* `path` as written in the file, resolved against the file's directory and
@@ -341,12 +344,12 @@ static char *resolve_file(kc *k, const char *path, const char *what, int *rc) {
     full = NULL;
   }
   if (full == NULL) {
-    *rc = lf__fail(k->err, LF_ENOMEM, "out of memory");
+    *rc = lf__kube_fail(k->err, LF_ENOMEM, "out of memory");
     return NULL;
   }
   if (access(full, R_OK) != 0) {
-    *rc = lf__fail(k->err, LF_EINVAL, "kubeconfig %s: %s \"%s\" cannot be read: %s", k->path, what,
-                   full, strerror(errno));
+    *rc = lf__kube_fail(k->err, LF_EINVAL, "kubeconfig %s: %s \"%s\" cannot be read: %s", k->path,
+                        what, full, strerror(errno));
     free(full);
     return NULL;
   }
@@ -358,7 +361,7 @@ static int decode_into(kc *k, const char *text, const char *what, lf_kube_blob *
   lf_error sub = {0};
   int rc = lf__kube_base64_decode(text, strlen(text), &blob->data, &blob->len, &sub);
   if (rc != LF_OK) {
-    return lf__fail(k->err, rc, "kubeconfig %s: %s: %s", k->path, what, sub.text);
+    return lf__kube_fail(k->err, rc, "kubeconfig %s: %s: %s", k->path, what, sub.text);
   }
   return LF_OK;
 }
@@ -392,13 +395,14 @@ static int read_cluster(kc *k, yaml_node_t *cl, const char *name, lf_kube_config
   /* Settings we cannot honour change where or how we connect: refuse them
    * rather than connect somewhere else than the user meant. */
   if (map_str(k, cl, "proxy-url", where, &rc) != NULL) {
-    return lf__fail(k->err, LF_EINVAL, "kubeconfig %s: %s uses proxy-url, which is not supported",
-                    k->path, where);
+    return lf__kube_fail(k->err, LF_EINVAL,
+                         "kubeconfig %s: %s uses proxy-url, which is not supported", k->path,
+                         where);
   }
   if (map_str(k, cl, "tls-server-name", where, &rc) != NULL) {
-    return lf__fail(k->err, LF_EINVAL,
-                    "kubeconfig %s: %s uses tls-server-name, which is not supported", k->path,
-                    where);
+    return lf__kube_fail(k->err, LF_EINVAL,
+                         "kubeconfig %s: %s uses tls-server-name, which is not supported", k->path,
+                         where);
   }
   server = map_str(k, cl, "server", where, &rc);
   ca_data = map_str(k, cl, "certificate-authority-data", where, &rc);
@@ -408,7 +412,7 @@ static int read_cluster(kc *k, yaml_node_t *cl, const char *name, lf_kube_config
     return rc;
   }
   if (server == NULL) {
-    return lf__fail(k->err, LF_EINVAL, "kubeconfig %s: %s has no server", k->path, where);
+    return lf__kube_fail(k->err, LF_EINVAL, "kubeconfig %s: %s has no server", k->path, where);
   }
   rc = check_server(server, where, k->err);
   if (rc != LF_OK) {
@@ -416,19 +420,19 @@ static int read_cluster(kc *k, yaml_node_t *cl, const char *name, lf_kube_config
   }
   c->server = server_dup(server);
   if (c->server == NULL) {
-    return lf__fail(k->err, LF_ENOMEM, "out of memory");
+    return lf__kube_fail(k->err, LF_ENOMEM, "out of memory");
   }
   if (insecure != NULL && !parse_bool(insecure, &c->insecure_skip_verify)) {
-    return lf__fail(k->err, LF_EINVAL,
-                    "kubeconfig %s: %s: insecure-skip-tls-verify \"%.20s\" is not a boolean",
-                    k->path, where, insecure);
+    return lf__kube_fail(k->err, LF_EINVAL,
+                         "kubeconfig %s: %s: insecure-skip-tls-verify \"%.20s\" is not a boolean",
+                         k->path, where, insecure);
   }
   if (c->insecure_skip_verify && (ca_data != NULL || ca_file != NULL)) {
     /* client-go refuses this combination too: which one did the user mean? */
-    return lf__fail(k->err, LF_EINVAL,
-                    "kubeconfig %s: %s sets both a certificate authority and "
-                    "insecure-skip-tls-verify",
-                    k->path, where);
+    return lf__kube_fail(k->err, LF_EINVAL,
+                         "kubeconfig %s: %s sets both a certificate authority and "
+                         "insecure-skip-tls-verify",
+                         k->path, where);
   }
   /* As in client-go, inline data wins over a file. */
   if (ca_data != NULL) {
@@ -456,24 +460,24 @@ static int read_user(kc *k, yaml_node_t *u, const char *name, lf_kube_config *c)
   plugin = map_get(k, u, "exec");
   if (plugin != NULL) {
     const char *cmd = scalar(map_get(k, plugin, "command"));
-    return lf__fail(k->err, LF_EINVAL,
-                    "kubeconfig %s: %s uses exec credentials (command \"%.100s\"), which are "
-                    "not supported; use a token, tokenFile or client certificate",
-                    k->path, where, cmd != NULL ? cmd : "");
+    return lf__kube_fail(k->err, LF_EINVAL,
+                         "kubeconfig %s: %s uses exec credentials (command \"%.100s\"), which are "
+                         "not supported; use a token, tokenFile or client certificate",
+                         k->path, where, cmd != NULL ? cmd : "");
   }
   plugin = map_get(k, u, "auth-provider");
   if (plugin != NULL) {
     const char *pname = scalar(map_get(k, plugin, "name"));
-    return lf__fail(k->err, LF_EINVAL,
-                    "kubeconfig %s: %s uses auth-provider \"%.100s\", which is not supported; "
-                    "use a token, tokenFile or client certificate",
-                    k->path, where, pname != NULL ? pname : "");
+    return lf__kube_fail(k->err, LF_EINVAL,
+                         "kubeconfig %s: %s uses auth-provider \"%.100s\", which is not supported; "
+                         "use a token, tokenFile or client certificate",
+                         k->path, where, pname != NULL ? pname : "");
   }
   if (map_get(k, u, "username") != NULL || map_get(k, u, "password") != NULL) {
-    return lf__fail(k->err, LF_EINVAL,
-                    "kubeconfig %s: %s uses basic authentication (username/password), which "
-                    "is not supported",
-                    k->path, where);
+    return lf__kube_fail(k->err, LF_EINVAL,
+                         "kubeconfig %s: %s uses basic authentication (username/password), which "
+                         "is not supported",
+                         k->path, where);
   }
   cert_data = map_str(k, u, "client-certificate-data", where, &rc);
   cert_file = map_str(k, u, "client-certificate", where, &rc);
@@ -485,10 +489,10 @@ static int read_user(kc *k, yaml_node_t *u, const char *name, lf_kube_config *c)
     return rc;
   }
   if ((cert_data != NULL || cert_file != NULL) != (key_data != NULL || key_file != NULL)) {
-    return lf__fail(k->err, LF_EINVAL,
-                    "kubeconfig %s: %s has a client certificate without a key or a key "
-                    "without a certificate",
-                    k->path, where);
+    return lf__kube_fail(k->err, LF_EINVAL,
+                         "kubeconfig %s: %s has a client certificate without a key or a key "
+                         "without a certificate",
+                         k->path, where);
   }
   if (cert_data != NULL) {
     rc = decode_into(k, cert_data, "client-certificate-data", &c->cert_pem);
@@ -512,7 +516,7 @@ static int read_user(kc *k, yaml_node_t *u, const char *name, lf_kube_config *c)
   } else if (token != NULL) {
     c->token = strdup(token);
     if (c->token == NULL) {
-      rc = lf__fail(k->err, LF_ENOMEM, "out of memory");
+      rc = lf__kube_fail(k->err, LF_ENOMEM, "out of memory");
     }
   }
   return rc;
@@ -524,14 +528,14 @@ static int load_document(kc *k, const char *buf, size_t len) {
   int rc = LF_OK;
 
   if (!yaml_parser_initialize(&parser)) {
-    return lf__fail(k->err, LF_ENOMEM, "out of memory");
+    return lf__kube_fail(k->err, LF_ENOMEM, "out of memory");
   }
   yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
   if (!yaml_parser_load(&parser, &k->doc)) {
-    rc = lf__fail(k->err, LF_EINVAL, "kubeconfig %s: malformed YAML at line %zu: %s%s%s", k->path,
-                  parser.problem_mark.line + 1,
-                  parser.problem != NULL ? parser.problem : "unknown error",
-                  parser.context != NULL ? " " : "", parser.context != NULL ? parser.context : "");
+    rc = lf__kube_fail(
+        k->err, LF_EINVAL, "kubeconfig %s: malformed YAML at line %zu: %s%s%s", k->path,
+        parser.problem_mark.line + 1, parser.problem != NULL ? parser.problem : "unknown error",
+        parser.context != NULL ? " " : "", parser.context != NULL ? parser.context : "");
     memset(&k->doc, 0, sizeof(k->doc));
   }
   yaml_parser_delete(&parser);
@@ -559,8 +563,8 @@ int lf__kube_kubeconfig_parse(const char *buf, size_t len, const char *path, con
   k.path = path;
   *out = NULL;
   if (len > LF_KUBE_CONFIG_MAX) {
-    rc = lf__fail(err, LF_ETOOBIG, "kubeconfig \"%s\" is larger than %d bytes", path,
-                  LF_KUBE_CONFIG_MAX);
+    rc = lf__kube_fail(err, LF_ETOOBIG, "kubeconfig \"%s\" is larger than %d bytes", path,
+                       LF_KUBE_CONFIG_MAX);
     goto out;
   }
   slash = strrchr(path, '/');
@@ -572,7 +576,7 @@ int lf__kube_kubeconfig_parse(const char *buf, size_t len, const char *path, con
     k.dir = strndup(path, (size_t)(slash - path));
   }
   if (k.dir == NULL) {
-    rc = lf__fail(err, LF_ENOMEM, "out of memory");
+    rc = lf__kube_fail(err, LF_ENOMEM, "out of memory");
     goto out;
   }
   rc = load_document(&k, buf, len);
@@ -582,14 +586,15 @@ int lf__kube_kubeconfig_parse(const char *buf, size_t len, const char *path, con
   loaded = true;
   root = yaml_document_get_root_node(&k.doc);
   if (root == NULL || root->type != YAML_MAPPING_NODE) {
-    rc = lf__fail(err, LF_EINVAL, "kubeconfig %s is not a YAML mapping", path);
+    rc = lf__kube_fail(err, LF_EINVAL, "kubeconfig %s is not a YAML mapping", path);
     goto out;
   }
   ctx_name = context;
   if (ctx_name == NULL) {
     ctx_name = scalar(map_get(&k, root, "current-context"));
     if (ctx_name == NULL || ctx_name[0] == '\0') {
-      rc = lf__fail(err, LF_EINVAL, "kubeconfig %s has no current-context; name a context", path);
+      rc = lf__kube_fail(err, LF_EINVAL, "kubeconfig %s has no current-context; name a context",
+                         path);
       goto out;
     }
   }
@@ -601,8 +606,8 @@ int lf__kube_kubeconfig_parse(const char *buf, size_t len, const char *path, con
   user_name = scalar(map_get(&k, ctx, "user"));
   ns = scalar(map_get(&k, ctx, "namespace"));
   if (cluster_name == NULL || cluster_name[0] == '\0') {
-    rc = lf__fail(err, LF_EINVAL, "kubeconfig %s: context \"%.200s\" names no cluster", path,
-                  ctx_name);
+    rc = lf__kube_fail(err, LF_EINVAL, "kubeconfig %s: context \"%.200s\" names no cluster", path,
+                       ctx_name);
     goto out;
   }
   rc = find_named(&k, "clusters", "cluster", cluster_name, &cl);
@@ -619,12 +624,12 @@ int lf__kube_kubeconfig_parse(const char *buf, size_t len, const char *path, con
   }
   c = calloc(1, sizeof(*c));
   if (c == NULL) {
-    rc = lf__fail(err, LF_ENOMEM, "out of memory");
+    rc = lf__kube_fail(err, LF_ENOMEM, "out of memory");
     goto out;
   }
   c->ns = strdup(ns != NULL ? ns : "");
   if (c->ns == NULL) {
-    rc = lf__fail(err, LF_ENOMEM, "out of memory");
+    rc = lf__kube_fail(err, LF_ENOMEM, "out of memory");
     goto out;
   }
   rc = read_cluster(&k, cl, cluster_name, c);
@@ -661,9 +666,9 @@ int lf_kube_config_from_kubeconfig(const char *path, const char *context, lf_kub
     const char *env = getenv("KUBECONFIG");
     if (env != NULL && env[0] != '\0') {
       if (strchr(env, ':') != NULL) {
-        rc = lf__fail(err, LF_EINVAL,
-                      "KUBECONFIG lists several files, and merging them is not supported; "
-                      "name one file");
+        rc = lf__kube_fail(err, LF_EINVAL,
+                           "KUBECONFIG lists several files, and merging them is not supported; "
+                           "name one file");
         goto out;
       }
       path = env;
@@ -671,7 +676,7 @@ int lf_kube_config_from_kubeconfig(const char *path, const char *context, lf_kub
       const char *home = getenv("HOME");
       if (home == NULL || home[0] == '\0' || asprintf(&default_path, "%s/.kube/config", home) < 0) {
         default_path = NULL;
-        rc = lf__fail(err, LF_EINVAL, "no kubeconfig given, no KUBECONFIG and no HOME");
+        rc = lf__kube_fail(err, LF_EINVAL, "no kubeconfig given, no KUBECONFIG and no HOME");
         goto out;
       }
       path = default_path;

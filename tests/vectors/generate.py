@@ -165,6 +165,8 @@ case("renewTime ahead within tolerance", True, "Current", now=-1.5)
 case("renewTime ahead beyond tolerance", False, "ClockSkew", now=-3, contains=["NTP"])
 case("renewTime ahead within a larger tolerance", True, "Current", now=-3, policy={"skew_seconds": 5})
 case("renewTime behind within tolerance (holder clock slow)", True, "Current", now=11.5)
+case("renewTime behind beyond tolerance (holder clock slow by 3 s, renewed 10.5 s ago by ours)", False,
+     "LeaseExpired", now=13.5, retry_live=True)
 case("no renewTime and no acquireTime", False, "LeaseExpired",
      lease_obj=lease(renew=None, acquire=None))
 case("no renewTime, fresh acquireTime", True, "Current",
