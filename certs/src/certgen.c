@@ -424,16 +424,24 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u) {
   return -1;
 }
 
-static int load_cert(const char *path, X509 **out, lfc_error *err) {
-  BIO *bio = NULL;
-  int rc;
-
-  *out = NULL;
+/* Opens `path` for one PEM read; NULL with `err` set when it cannot. */
+static BIO *open_pem(const char *path, lfc_error *err) {
+  BIO *bio;
   errno = 0;
   bio = BIO_new_file(path, "r");
   if (bio == NULL) {
-    rc = set_error(err, LFC_EINPUT, "cannot read %s: %s", path,
-                   errno != 0 ? strerror(errno) : "open failed");
+    set_error(err, LFC_EINPUT, "cannot read %s: %s", path,
+              errno != 0 ? strerror(errno) : "open failed");
+  }
+  return bio;
+}
+
+static int load_cert(const char *path, X509 **out, lfc_error *err) {
+  BIO *bio = open_pem(path, err);
+  int rc = LFC_EINPUT;
+
+  *out = NULL;
+  if (bio == NULL) {
     goto out;
   }
   *out = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL);
@@ -450,15 +458,11 @@ out:
 }
 
 static int load_key(const char *path, EVP_PKEY **out, lfc_error *err) {
-  BIO *bio = NULL;
-  int rc;
+  BIO *bio = open_pem(path, err);
+  int rc = LFC_EINPUT;
 
   *out = NULL;
-  errno = 0;
-  bio = BIO_new_file(path, "r");
   if (bio == NULL) {
-    rc = set_error(err, LFC_EINPUT, "cannot read %s: %s", path,
-                   errno != 0 ? strerror(errno) : "open failed");
     goto out;
   }
   *out = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
