@@ -66,7 +66,7 @@ func (c *Cluster) CreatePod(ctx context.Context, ns, name, serviceAccount string
 			AutomountServiceAccountToken: ptr.To(false),
 			Containers: []corev1.Container{{
 				Name:  "main",
-				Image: "registry.k8s.io/pause:3.10", // never pulled: no kubelet
+				Image: "pause", // never pulled: no kubelet
 			}},
 		},
 	}

@@ -39,7 +39,7 @@ var kinds = []kind{
 				"selector": map[string]any{"matchLabels": labels},
 				"template": map[string]any{
 					"metadata": map[string]any{"labels": labels},
-					"spec":     map[string]any{"containers": []any{map[string]any{"name": "c", "image": "registry.k8s.io/pause:3.10"}}},
+					"spec":     map[string]any{"containers": []any{map[string]any{"name": "c", "image": "pause"}}},
 				},
 			}}
 		},
