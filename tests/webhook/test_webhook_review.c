@@ -66,6 +66,14 @@ static void answer_free(answer *a) {
   memset(a, 0, sizeof *a);
 }
 
+/* The decision time of the review being run: reviews carry a vector's
+ * fixed "now", handed to the review path as its clock. */
+static int64_t fixed_now;
+
+static int64_t fixed_clock(void) {
+  return fixed_now;
+}
+
 /* Runs one review body through the handler and checks the answer is well
  * formed: valid JSON with the AdmissionReview shape, or plain text. */
 static void run(const lfw_review_env *env, const char *body, size_t len, int64_t now, answer *a) {
@@ -79,11 +87,14 @@ static void run(const lfw_review_env *env, const char *body, size_t len, int64_t
   lfw_buf_init(&out, 64 * 1024);
   lfw_buf_init(&whole, 64 * 1024);
   lfw_buf_init(&scratch, len);
-  lfw_review_handle(env, body, len, now, &scratch, &out, &a->res);
+  lfw_review_env timed = *env;
+  fixed_now = now;
+  timed.clock = fixed_clock;
+  lfw_review_handle(&timed, body, len, &scratch, &out, &a->res);
   assert_false(out.overflow);
   assert_non_null(out.data);
   /* The pruned parse (prune.h) answers exactly as parsing the whole body. */
-  lfw_review_handle(env, body, len, now, NULL, &whole, &res_whole);
+  lfw_review_handle(&timed, body, len, NULL, &whole, &res_whole);
   assert_string_equal(out.data, whole.data);
   assert_memory_equal(&a->res, &res_whole, sizeof res_whole);
   lfw_buf_free(&whole);
@@ -154,7 +165,7 @@ static void test_vectors(void **state) {
     env.mode = LFW_MODE_DENY;
     env.source = &src;
     env.lease_timeout_us = 1000000;
-    env.clock = NULL; /* the case's fixed time */
+    env.clock = NULL; /* run() gives each review its case's fixed time */
     print_message("case: %s\n", name);
     run_json(&env, review, lft_time(json_string_value(json_object_get(c, "now"))), &a);
     if (json_is_true(json_object_get(expect, "review_error"))) {
@@ -241,7 +252,7 @@ static void run_case_in_mode(const json_t *c, lfw_mode mode, answer *a) {
   env.mode = mode;
   env.source = &src;
   env.lease_timeout_us = 1000000;
-  env.clock = NULL; /* the case's fixed time */
+  env.clock = NULL; /* run() gives each review its case's fixed time */
   run_json(&env, review, lft_time(json_string_value(json_object_get(c, "now"))), a);
   json_decref(review);
 }
@@ -330,7 +341,7 @@ static lfw_review_env plain_env(lf_policy *policy) {
   env.mode = LFW_MODE_DENY;
   env.source = NULL;
   env.lease_timeout_us = 1000000;
-  env.clock = NULL; /* the case's fixed time */
+  env.clock = NULL; /* run() gives each review its case's fixed time */
   return env;
 }
 

@@ -216,14 +216,13 @@ static json_t *parse(const char *body, size_t len, lfw_buf *scratch, json_error_
   return root;
 }
 
-/* The time a decision is judged at: the clock now (after the lookup just
- * made), or the caller's fixed time in tests. */
-static int64_t decision_time(const lfw_review_env *env, int64_t now_us) {
-  return env->clock != NULL ? env->clock() : now_us;
+/* The time a decision is judged at, read after the lookup just made. */
+static int64_t decision_time(const lfw_review_env *env) {
+  return env->clock != NULL ? env->clock() : lfw_realtime_us();
 }
 
-void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, int64_t now_us,
-                       lfw_buf *scratch, lfw_buf *out, lfw_review_result *res) {
+void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, lfw_buf *scratch,
+                       lfw_buf *out, lfw_review_result *res) {
   json_error_t jerr;
   json_t *root = NULL;
   const json_t *request;
@@ -316,12 +315,12 @@ void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, 
              req.resource, req.ns, req.name, "object", cause);
   } else if (lf_decide_needs_lease(&req, env->policy, &ref, &dec) == 1) {
     lookup(env, &ref, 0, deadline_us, &lease, cause, sizeof cause, &view);
-    lf_decide(&req, &view, decision_time(env, now_us), env->policy, &dec);
+    lf_decide(&req, &view, decision_time(env), env->policy, &dec);
     if (dec.retry_live && env->source != NULL && env->source->caches) {
       /* A fresher Lease could reverse this denial and the source may have
        * answered from a cache: read live once and decide again. */
       lookup(env, &ref, LFW_LEASE_LIVE, deadline_us, &lease, cause, sizeof cause, &view);
-      lf_decide(&req, &view, decision_time(env, now_us), env->policy, &dec);
+      lf_decide(&req, &view, decision_time(env), env->policy, &dec);
     }
     have_view = true;
   }

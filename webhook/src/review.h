@@ -31,9 +31,9 @@ typedef struct lfw_review_env {
   lfw_mode mode;
   const lfw_lease_source *source; /* NULL: every Lease is unavailable. */
   int64_t lease_timeout_us;       /* Budget of all the lookups of one review. */
-  /* The wall clock, read after the Lease is read so expiry is judged at the
-   * moment of the decision, not at the request's arrival. NULL: use the
-   * `now_us` given to lfw_review_handle (tests, for exact times). */
+  /* The wall clock in µs, read after the Lease is read so expiry is judged
+   * at the moment of the decision, not at the request's arrival. NULL: the
+   * real one (lfw_realtime_us); tests give a fixed one. */
   int64_t (*clock)(void);
 } lfw_review_env;
 
@@ -47,14 +47,14 @@ typedef struct lfw_review_result {
   bool allowed;                /* The answer's "allowed" (when http_status 200). */
 } lfw_review_result;
 
-/* Answers the AdmissionReview in `body` (`len` bytes), deciding at wall time
- * `now_us` unless env->clock is set.
+/* Answers the AdmissionReview in `body` (`len` bytes), judging time by
+ * env->clock.
  * `out` is reset and receives the response body (bounded by its own max; 64
  * KiB always suffices). `scratch` (may be NULL) holds the pruned review
  * (prune.h) and must allow `len` bytes; without it the whole body is parsed.
  * Both buffers stay the caller's, for reuse. Never fails: every input gets
  * an answer. */
-void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, int64_t now_us,
-                       lfw_buf *scratch, lfw_buf *out, lfw_review_result *res);
+void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, lfw_buf *scratch,
+                       lfw_buf *out, lfw_review_result *res);
 
 #endif /* LFW_REVIEW_H */

@@ -215,8 +215,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return respond_text(s, c, MHD_HTTP_CONTENT_TOO_LARGE, MSG_TOO_LARGE);
   }
   k->responded = true;
-  lfw_review_handle(s->env, k->body.data != NULL ? k->body.data : "", k->body.len,
-                    lfw_realtime_us(), &k->scratch, &k->resp, &k->result);
+  lfw_review_handle(s->env, k->body.data != NULL ? k->body.data : "", k->body.len, &k->scratch,
+                    &k->resp, &k->result);
   k->has_result = true;
   if (k->resp.overflow) {
     k->result.decision = LFW_D_ERROR;
