@@ -794,6 +794,31 @@ int lf_kube_escape(const char *s, char *out, size_t size) {
   return LF_OK;
 }
 
+/* GET `path` and return its 2xx body (`*body`, the caller frees it); any
+ * other status becomes the error lf_kube_status_error() names. */
+static int get_ok(lf_kube_client *client, const char *path, const char *accept, int64_t timeout_ms,
+                  size_t max_bytes, const char *what, char **body, size_t *len, lf_error *err) {
+  lf_kube_req req = {0};
+  long status = 0;
+  int rc;
+
+  *body = NULL;
+  req.method = "GET";
+  req.path = path;
+  req.accept = accept;
+  req.timeout_ms = timeout_ms;
+  req.max_bytes = max_bytes;
+  rc = lf_kube_request(client, &req, &status, body, len, err);
+  if (rc == LF_OK) {
+    rc = lf_kube_status_error(client, status, *body, *len, what, err);
+  }
+  if (rc != LF_OK) {
+    free(*body);
+    *body = NULL;
+  }
+  return rc;
+}
+
 int lf_kube_get_lease(lf_kube_client *client, const lf_lease_ref *ref, int64_t timeout_ms,
                       lf_lease *out, lf_error *err) {
   int rc;
@@ -803,9 +828,7 @@ int lf_kube_get_lease(lf_kube_client *client, const lf_lease_ref *ref, int64_t t
   char what[LF_NAMESPACE_MAX + LF_NAME_MAX + 16];
   char *body = NULL;
   size_t len = 0;
-  long status = 0;
   lf_lease lease;
-  lf_kube_req req = {0};
 
   /* The ref may come from anywhere: never read past its arrays. */
   if (ref->ns[0] == '\0' || ref->name[0] == '\0' ||
@@ -820,15 +843,7 @@ int lf_kube_get_lease(lf_kube_client *client, const lf_lease_ref *ref, int64_t t
   /* No resourceVersion: the API server then reads from etcd with a quorum
    * read, never from its watch cache, which may lag. */
   snprintf(path, sizeof(path), "/apis/coordination.k8s.io/v1/namespaces/%s/leases/%s", ns, name);
-  req.method = "GET";
-  req.path = path;
-  req.timeout_ms = timeout_ms;
-  req.max_bytes = LF_LEASE_JSON_MAX;
-  rc = lf_kube_request(client, &req, &status, &body, &len, err);
-  if (rc != LF_OK) {
-    goto out;
-  }
-  rc = lf_kube_status_error(client, status, body, len, what, err);
+  rc = get_ok(client, path, NULL, timeout_ms, LF_LEASE_JSON_MAX, what, &body, &len, err);
   if (rc != LF_OK) {
     goto out;
   }
@@ -858,24 +873,13 @@ int lf_kube_get_json(lf_kube_client *client, const char *path, const char *accep
                      int64_t timeout_ms, size_t max_bytes, const char *what, json_t **out,
                      lf_error *err) {
   int rc;
-  lf_kube_req req = {0};
-  long status = 0;
   char *body = NULL;
   size_t len = 0;
   json_t *doc = NULL;
   json_error_t jerr;
 
   *out = NULL;
-  req.method = "GET";
-  req.path = path;
-  req.accept = accept;
-  req.timeout_ms = timeout_ms;
-  req.max_bytes = max_bytes;
-  rc = lf_kube_request(client, &req, &status, &body, &len, err);
-  if (rc != LF_OK) {
-    goto out;
-  }
-  rc = lf_kube_status_error(client, status, body, len, what, err);
+  rc = get_ok(client, path, accept, timeout_ms, max_bytes, what, &body, &len, err);
   if (rc != LF_OK) {
     goto out;
   }
