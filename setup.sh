@@ -44,8 +44,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
 fi
 
+# Kubernetes v1.36 and the Go modules here declare go 1.26: older toolchains
+# cannot build them, and GOTOOLCHAIN=local (e2e/build.sh) forbids a download.
 if ! command -v go >/dev/null 2>&1; then
-  echo "setup: the Go toolchain (1.24 or newer) is required for the end-to-end tests and is not on PATH" >&2
+  echo "setup: the Go toolchain (1.26 or newer) is required and is not on PATH" >&2
+  exit 1
+fi
+go_version=$(go env GOVERSION 2>/dev/null || true)
+go_minor=${go_version#go1.}
+go_minor=${go_minor%%.*}
+if [[ ! $go_version =~ ^go1\.[0-9]+ ]] || [ "$go_minor" -lt 26 ]; then
+  echo "setup: Go 1.26 or newer is required; found ${go_version:-an unknown version}" >&2
   exit 1
 fi
 echo "setup: all dependencies present"
