@@ -73,8 +73,9 @@ var webhookSeq atomic.Int32
 // ports and returns once /readyz answers 200. For the kube sources it first
 // gives the webhook an identity like the one the manifests install: the
 // ServiceAccount leasefence/leasefence-webhook, bound to a ClusterRole that
-// allows only get/list/watch on Leases, with a token bound to a Pod of its
-// own, so the webhook's reads are held to realistic RBAC.
+// allows get/list/watch on Leases and create/patch on Events (the
+// manifests' two roles), with a token bound to a Pod of its own, so the
+// webhook's requests are held to realistic RBAC.
 func StartWebhook(ctx context.Context, opts WebhookOptions) (*Webhook, error) {
 	bin, err := Binary("webhook/leasefence-webhook")
 	if err != nil {
@@ -197,6 +198,11 @@ func webhookIdentity(ctx context.Context, c *cluster.Cluster, podName, kubeconfi
 			APIGroups: []string{"coordination.k8s.io"},
 			Resources: []string{"leases"},
 			Verbs:     []string{"get", "list", "watch"},
+		}, {
+			// The Warning Event on each denied write (manifests/base/rbac.yaml).
+			APIGroups: []string{"events.k8s.io"},
+			Resources: []string{"events"},
+			Verbs:     []string{"create", "patch"},
 		}},
 	}, metav1.CreateOptions{})
 	if ignoreExists(err) != nil {

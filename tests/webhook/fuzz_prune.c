@@ -56,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *why = prune_check((const char *)data, size, &stats);
   lf_policy policy;
   lfw_lease_source src = {.name = "fixed", .get = fixed_get};
-  lfw_review_env env;
+  lfw_review_env env = {0};
   lfw_buf scratch;
   lfw_buf out;
   lfw_review_result res;

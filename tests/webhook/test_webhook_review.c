@@ -154,7 +154,7 @@ static void test_vectors(void **state) {
     stub s = {c, 0, 0};
     lfw_lease_source src = {
         .name = "stub", .ctx = &s, .get = stub_get, .ready = stub_ready, .caches = true};
-    lfw_review_env env;
+    lfw_review_env env = {0};
     json_t *review = lft_review(request);
     answer a;
     const char *uid = json_string_value(json_object_get(request, "uid"));
@@ -239,7 +239,7 @@ static void run_case_in_mode(const json_t *c, lfw_mode mode, answer *a) {
   lft_policy p;
   static stub s;
   static lfw_lease_source src;
-  lfw_review_env env;
+  lfw_review_env env = {0};
   json_t *review = lft_review(json_object_get(c, "request"));
 
   s.c = c;
@@ -334,7 +334,7 @@ static void test_utf8_prefix(void **state) {
 }
 
 static lfw_review_env plain_env(lf_policy *policy) {
-  lfw_review_env env;
+  lfw_review_env env = {0};
 
   lf_policy_init(policy);
   env.policy = policy;

@@ -55,6 +55,9 @@ typedef enum flag_id {
   F_CACHE_STALENESS,
   F_CACHE_NAMESPACE,
   F_CACHE_SELECTOR,
+  F_EVENTS,
+  F_EVENT_QPS,
+  F_EVENT_BURST,
 } flag_id;
 
 typedef struct flag {
@@ -121,6 +124,12 @@ static const flag flags[] = {
     {F_NO_DEFAULT_EXEMPT, "no-default-exempt", NULL, NULL,
      "do not exempt the built-in controllers (garbage collector, namespace controller, "
      "kube-controller-manager)"},
+    {F_EVENTS, "events", "true|false", "true",
+     "post a Warning Event on each object whose write was denied (not for dry runs), "
+     "through --kubeconfig or the in-cluster service account (with a file: Lease source, "
+     "only when --kubeconfig is given); repeats are aggregated"},
+    {F_EVENT_QPS, "event-qps", "N", "5", "Event requests a second at most, on average"},
+    {F_EVENT_BURST, "event-burst", "N", "25", "Event requests at once at most"},
     {F_HELP, "help", NULL, NULL, "print this help and exit"},
     {F_VERSION, "version", NULL, NULL, "print the version and exit"},
 };
@@ -417,6 +426,23 @@ static int set_flag(lfw_config *cfg, const flag *f, const char *val, char *err, 
     arr[(*n_arr)++] = val;
     break;
   }
+  case F_EVENTS:
+    if (strcmp(val, "true") == 0)
+      cfg->events = true;
+    else if (strcmp(val, "false") == 0)
+      cfg->events = false;
+    else
+      return fail(err, err_size, "--events: \"%s\" is not true or false", val);
+    break;
+  case F_EVENT_QPS:
+  case F_EVENT_BURST:
+    if (parse_uint(val, 10000, &n) != 0 || n == 0)
+      return fail(err, err_size, "--%s: \"%s\" is not a count (1-10000)", f->name, val);
+    if (f->id == F_EVENT_QPS)
+      cfg->event_qps = (int64_t)n;
+    else
+      cfg->event_burst = (int64_t)n;
+    break;
   case F_HELP:
   case F_VERSION:
   case F_NO_DEFAULT_EXEMPT:
@@ -443,6 +469,9 @@ static void set_defaults(lfw_config *cfg) {
   cfg->lease_source = "kube";
   cfg->cache_max_staleness_us = 3000000;
   cfg->cert_poll_us = 1000000;
+  cfg->events = true;
+  cfg->event_qps = 5;
+  cfg->event_burst = 25;
   lf_policy_init(&cfg->policy);
 }
 

@@ -9,6 +9,7 @@
 #define LFW_CONFIG_H
 
 #include <leasefence/fencing.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -47,6 +48,9 @@ typedef struct lfw_config {
   const char *cache_namespace;      /* kube-cached: NULL for all namespaces. */
   const char *cache_label_selector; /* kube-cached: NULL for all Leases. */
   int64_t cert_poll_us;             /* How often the certificate files are checked. */
+  bool events;                      /* Report denials as Events (events.h). */
+  int64_t event_qps;                /* Event requests a second, on average. */
+  int64_t event_burst;              /* Event requests at once. */
   lf_policy policy;
   /* Storage for the exempt lists the policy points into: the built-in users
    * (unless --no-default-exempt), then each --exempt-user; --exempt-group. */

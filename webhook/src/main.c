@@ -6,6 +6,7 @@
  * cannot start for another reason (the port is taken).
  */
 #include "config.h"
+#include "events.h"
 #include "lease_source.h"
 #include "log.h"
 #include "review.h"
@@ -69,9 +70,10 @@ out:
 int main(int argc, char **argv) {
   lfw_config cfg;
   lfw_lease_source source;
-  lfw_review_env env;
+  lfw_review_env env = {0};
   lfw_tls *tls = NULL;
   lfw_server *srv = NULL;
+  lfw_events *events = NULL;
   char *client_ca = NULL;
   char err[1024];
   lf_error lerr;
@@ -111,6 +113,16 @@ int main(int argc, char **argv) {
     fprintf(stderr, "leasefence-webhook: %s\n", lerr.text);
     goto out;
   }
+  /* The file source needs no API server, so there may be none to post to:
+   * with it, Events need --kubeconfig. */
+  if (cfg.events && (strncmp(cfg.lease_source, "file:", 5) != 0 || cfg.kubeconfig != NULL)) {
+    lfw_events_options eopts = {.qps = cfg.event_qps, .burst = cfg.event_burst};
+
+    if (lfw_events_open(cfg.kubeconfig, &eopts, &events, &lerr) != LF_OK) {
+      fprintf(stderr, "leasefence-webhook: --events: %s\n", lerr.text);
+      goto out;
+    }
+  }
   if (cfg.client_ca_file != NULL) {
     client_ca = read_client_ca(cfg.client_ca_file, err, sizeof err);
     if (client_ca == NULL) {
@@ -132,6 +144,7 @@ int main(int argc, char **argv) {
   env.source = &source;
   env.lease_timeout_us = cfg.lease_timeout_us;
   env.clock = NULL; /* the wall clock */
+  env.events = events;
   if (lfw_server_start(&cfg, &env, tls, client_ca, &srv, err, sizeof err) != 0) {
     fprintf(stderr, "leasefence-webhook: %s\n", err);
     code = 1;
@@ -151,6 +164,7 @@ int main(int argc, char **argv) {
   code = 0;
 out:
   lfw_server_free(&srv);
+  lfw_events_free(&events); /* After the server: no review reports any more. */
   lfw_tls_close(&tls);
   lfw_lease_source_close(&source);
   free(client_ca);

@@ -21,6 +21,7 @@ static atomic_uint_fast64_t hist[N_BUCKETS + 1]; /* Last: above every bound. */
 static atomic_uint_fast64_t hist_sum_us;
 static atomic_int_fast64_t inflight;
 static atomic_uint_fast64_t reloads[2]; /* [0] failure, [1] success */
+static atomic_uint_fast64_t events[LFW_EV_COUNT];
 
 const char *lfw_reason_label(int reason) {
   switch (reason) {
@@ -65,6 +66,50 @@ int64_t lfw_metrics_inflight(void) {
 
 void lfw_metrics_cert_reload(bool ok) {
   atomic_fetch_add_explicit(&reloads[ok ? 1 : 0], 1, memory_order_relaxed);
+}
+
+void lfw_metrics_event(lfw_event_count what) {
+  if ((int)what >= 0 && what < LFW_EV_COUNT)
+    atomic_fetch_add_explicit(&events[what], 1, memory_order_relaxed);
+}
+
+uint64_t lfw_metrics_event_value(lfw_event_count what) {
+  if ((int)what < 0 || what >= LFW_EV_COUNT)
+    return 0;
+  return (uint64_t)atomic_load_explicit(&events[what], memory_order_relaxed);
+}
+
+static void render_events(lfw_buf *out) {
+  lfw_buf_printf(out,
+                 "# HELP leasefence_events_posted_total Requests about denial Events the API "
+                 "server accepted, by verb (create: a new Event; patch: a series count).\n"
+                 "# TYPE leasefence_events_posted_total counter\n"
+                 "leasefence_events_posted_total{verb=\"create\"} %llu\n"
+                 "leasefence_events_posted_total{verb=\"patch\"} %llu\n",
+                 (unsigned long long)lfw_metrics_event_value(LFW_EV_CREATED),
+                 (unsigned long long)lfw_metrics_event_value(LFW_EV_PATCHED));
+  lfw_buf_printf(out,
+                 "# HELP leasefence_events_aggregated_total Denials folded into the series of "
+                 "an Event already reported (same object, reason and writer).\n"
+                 "# TYPE leasefence_events_aggregated_total counter\n"
+                 "leasefence_events_aggregated_total %llu\n",
+                 (unsigned long long)lfw_metrics_event_value(LFW_EV_AGGREGATED));
+  lfw_buf_printf(out,
+                 "# HELP leasefence_events_dropped_total Denials never reported as an Event, "
+                 "by cause.\n"
+                 "# TYPE leasefence_events_dropped_total counter\n"
+                 "leasefence_events_dropped_total{cause=\"queue_full\"} %llu\n"
+                 "leasefence_events_dropped_total{cause=\"table_full\"} %llu\n",
+                 (unsigned long long)lfw_metrics_event_value(LFW_EV_DROPPED_QUEUE_FULL),
+                 (unsigned long long)lfw_metrics_event_value(LFW_EV_DROPPED_TABLE_FULL));
+  lfw_buf_printf(out,
+                 "# HELP leasefence_events_failed_total Event requests the API server refused "
+                 "or did not answer in time, by verb (not retried).\n"
+                 "# TYPE leasefence_events_failed_total counter\n"
+                 "leasefence_events_failed_total{verb=\"create\"} %llu\n"
+                 "leasefence_events_failed_total{verb=\"patch\"} %llu\n",
+                 (unsigned long long)lfw_metrics_event_value(LFW_EV_CREATE_FAILED),
+                 (unsigned long long)lfw_metrics_event_value(LFW_EV_PATCH_FAILED));
 }
 
 int lfw_metrics_render(lfw_buf *out) {
@@ -120,6 +165,7 @@ int lfw_metrics_render(lfw_buf *out) {
                  "leasefence_certificate_reloads_total{result=\"failure\"} %llu\n",
                  (unsigned long long)atomic_load_explicit(&reloads[1], memory_order_relaxed),
                  (unsigned long long)atomic_load_explicit(&reloads[0], memory_order_relaxed));
+  render_events(out);
   lfw_buf_printf(out,
                  "# HELP leasefence_build_info The webhook's version.\n"
                  "# TYPE leasefence_build_info gauge\n"

@@ -38,6 +38,22 @@ enum {
   LFW_R_TOTAL
 };
 
+/* What became of denials reported as Events (events.h). */
+typedef enum lfw_event_count {
+  LFW_EV_CREATED = 0,        /* An Event created. */
+  LFW_EV_PATCHED,            /* A series count sent. */
+  LFW_EV_AGGREGATED,         /* A denial folded into a live series. */
+  LFW_EV_DROPPED_QUEUE_FULL, /* The queue was full. */
+  LFW_EV_DROPPED_TABLE_FULL, /* The series table was full. */
+  LFW_EV_CREATE_FAILED,      /* The API server refused or did not answer a create. */
+  LFW_EV_PATCH_FAILED,       /* Likewise a series update. */
+  LFW_EV_COUNT
+} lfw_event_count;
+
+void lfw_metrics_event(lfw_event_count what);
+/* The count so far, for tests. */
+uint64_t lfw_metrics_event_value(lfw_event_count what);
+
 void lfw_metrics_request(int op, lfw_decision_label decision, int reason, int64_t duration_us);
 void lfw_metrics_inflight_add(int delta);
 int64_t lfw_metrics_inflight(void);

@@ -344,7 +344,8 @@ static action decide(level lv, const key *k, level *next) {
       *next = L_ANNOTATIONS;
       return A_DESCEND;
     }
-    return key_is(k, "namespace") ? A_KEEP : A_DROP;
+    /* The uid names the object in a denial's Event (events.h). */
+    return key_is(k, "namespace") || key_is(k, "uid") ? A_KEEP : A_DROP;
   case L_ANNOTATIONS:
     return key_is(k, "leasefence.io/lease") || key_is(k, "leasefence.io/stamp") ? A_KEEP : A_DROP;
   }

@@ -10,8 +10,8 @@
  * text that keeps, byte for byte:
  *   - apiVersion, kind and request at the top;
  *   - every member of request except object and oldObject, which are cut
- *     down to metadata.namespace and the two leasefence.io annotations
- *     (values of any type, so type errors are still reported);
+ *     down to metadata.namespace, metadata.uid and the two leasefence.io
+ *     annotations (values of any type, so type errors are still reported);
  *   - any value that is not an object where an object was expected, as is.
  * The result is then parsed with json_loadb(JSON_REJECT_DUPLICATES) as the
  * whole body was before, so duplicate keys among the members kept are still

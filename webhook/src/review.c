@@ -340,6 +340,16 @@ void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, 
   if (res->decision == LFW_D_WARNED || res->decision == LFW_D_DRY_RUN)
     res->allowed = true;
 
+  /* A dry run changes nothing, so it leaves no trace either (the webhook
+   * configuration declares sideEffects: None). */
+  if (res->decision == LFW_D_DENIED && !req.dry_run && env->events != NULL) {
+    lfw_event_denial denial;
+
+    lfw_events_denial_from(&req, &dec, json_object_get(root, "request"), decision_time(env),
+                           &denial);
+    lfw_events_report(env->events, &denial);
+  }
+
   begin_response(out, req.uid, res->allowed);
   if (!res->allowed)
     put_status(out, 403, "Forbidden", dec.message);

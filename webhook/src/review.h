@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "events.h"
 #include "lease_source.h"
 #include "metrics.h"
 
@@ -35,6 +36,8 @@ typedef struct lfw_review_env {
    * at the moment of the decision, not at the request's arrival. NULL: the
    * real one (lfw_realtime_us); tests give a fixed one. */
   int64_t (*clock)(void);
+  /* Where denials are reported as Events (events.h); NULL: nowhere. */
+  lfw_events *events;
 } lfw_review_env;
 
 /* What happened, for the HTTP layer, the metrics and the tests. */
