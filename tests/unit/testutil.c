@@ -66,6 +66,19 @@ json_t *lft_review(const json_t *request) {
                    "AdmissionReview", "request", request);
 }
 
+json_t *lft_unstamped_update(const char *name, const char *uid) {
+  return json_pack("{s:s,s:{s:s,s:s,s:s},s:{s:s,s:s,s:s},s:s,s:s,s:s,s:b,"
+                   "s:{s:s,s:[s],s:{s:[s]}},s:{s:{s:s,s:s,s:{s:s}}},s:{s:{s:s,s:s,s:s,s:{s:s}}}}",
+                   "uid", "req-1", "kind", "group", "", "version", "v1", "kind", "ConfigMap",
+                   "resource", "group", "", "version", "v1", "resource", "configmaps", "name", name,
+                   "namespace", "team", "operation", "UPDATE", "dryRun", 0, "userInfo", "username",
+                   "system:serviceaccount:team:ctrl", "groups", "system:serviceaccounts", "extra",
+                   LF_EXTRA_POD_NAME, "ctrl-7d9f", "object", "metadata", "name", name, "namespace",
+                   "team", "annotations", LF_ANNOTATION_LEASE, "ctrl", "oldObject", "metadata",
+                   "name", name, "namespace", "team", "uid", uid, "annotations",
+                   LF_ANNOTATION_LEASE, "ctrl");
+}
+
 int lft_contains(const char *haystack, const char *needle) {
   return haystack != NULL && strstr(haystack, needle) != NULL;
 }

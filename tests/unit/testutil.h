@@ -32,6 +32,12 @@ int64_t lft_time(const char *rfc3339);
  * (a new reference). */
 json_t *lft_review(const json_t *request);
 
+/* An UPDATE request (not a review) of the ConfigMap team/`name`, whose
+ * oldObject has uid `uid`, protected by Lease "ctrl" and carrying no stamp,
+ * by the pod-bound service account team/ctrl from Pod ctrl-7d9f: a write the
+ * webhook denies whatever the Lease. A new reference. */
+json_t *lft_unstamped_update(const char *name, const char *uid);
+
 /* True when `haystack` is not NULL and contains `needle`. */
 int lft_contains(const char *haystack, const char *needle);
 

@@ -18,20 +18,6 @@
 #define S 1000000LL           /* One second in µs. */
 #define T0 (1767225600LL * S) /* 2026-01-01T00:00:00Z: the fake clock's start. */
 
-/* A denied UPDATE of a protected ConfigMap by a pod-bound service account. */
-static json_t *request_json(const char *name, const char *uid) {
-  return json_pack("{s:s,s:{s:s,s:s,s:s},s:{s:s,s:s,s:s},s:s,s:s,s:s,s:b,"
-                   "s:{s:s,s:[s],s:{s:[s]}},s:{s:{s:s,s:s,s:{s:s}}},s:{s:{s:s,s:s,s:s,s:{s:s}}}}",
-                   "uid", "req-1", "kind", "group", "", "version", "v1", "kind", "ConfigMap",
-                   "resource", "group", "", "version", "v1", "resource", "configmaps", "name", name,
-                   "namespace", "team", "operation", "UPDATE", "dryRun", 0, "userInfo", "username",
-                   "system:serviceaccount:team:ctrl", "groups", "system:serviceaccounts", "extra",
-                   LF_EXTRA_POD_NAME, "ctrl-7d9f", "object", "metadata", "name", name, "namespace",
-                   "team", "annotations", LF_ANNOTATION_LEASE, "ctrl", "oldObject", "metadata",
-                   "name", name, "namespace", "team", "uid", uid, "annotations",
-                   LF_ANNOTATION_LEASE, "ctrl");
-}
-
 /* The record the review path would build for `request` and a decision with
  * `reason` and `message`. */
 static void denial_of(const json_t *request, lf_reason reason, const char *message, int64_t now,
@@ -51,7 +37,7 @@ static void denial_of(const json_t *request, lf_reason reason, const char *messa
 
 static void simple_denial(const char *name, const char *reason_user, int64_t now,
                           lfw_event_denial *d) {
-  json_t *r = request_json(name, "uid-1");
+  json_t *r = lft_unstamped_update(name, "uid-1");
 
   if (reason_user != NULL)
     json_object_set_new(json_object_get(r, "userInfo"), "username", json_string(reason_user));
@@ -63,7 +49,7 @@ static void simple_denial(const char *name, const char *reason_user, int64_t now
 /* The record                                                                */
 
 static void test_denial_fields(void **state) {
-  json_t *r = request_json("shard-map", "0b4a-uid");
+  json_t *r = lft_unstamped_update("shard-map", "0b4a-uid");
   lfw_event_denial d;
 
   (void)state;
@@ -85,7 +71,7 @@ static void test_denial_fields(void **state) {
 }
 
 static void test_denial_create_has_no_uid(void **state) {
-  json_t *r = request_json("new", "u");
+  json_t *r = lft_unstamped_update("new", "u");
   lfw_event_denial d;
 
   (void)state;
@@ -102,7 +88,7 @@ static void test_denial_create_has_no_uid(void **state) {
 }
 
 static void test_denial_person_and_group(void **state) {
-  json_t *r = request_json("d", "u");
+  json_t *r = lft_unstamped_update("d", "u");
   json_t *ui = json_object_get(r, "userInfo");
   lfw_event_denial d;
 
@@ -125,7 +111,7 @@ static void test_denial_person_and_group(void **state) {
 }
 
 static void test_denial_scale_names_the_parent(void **state) {
-  json_t *r = request_json("web", "parent-uid");
+  json_t *r = lft_unstamped_update("web", "parent-uid");
   lfw_event_denial d;
 
   (void)state;
@@ -146,7 +132,7 @@ static void test_denial_scale_names_the_parent(void **state) {
 }
 
 static void test_denial_note_fits(void **state) {
-  json_t *r = request_json("x", "u");
+  json_t *r = lft_unstamped_update("x", "u");
   char message[LF_MESSAGE_MAX];
   char user[600];
   lfw_event_denial d;
@@ -599,7 +585,7 @@ static size_t reported(lfw_mode mode, const json_t *request, bool *allowed) {
 }
 
 static void test_review_reports_denials_only(void **state) {
-  json_t *r = request_json("cm", "u");
+  json_t *r = lft_unstamped_update("cm", "u");
   bool allowed;
 
   (void)state;

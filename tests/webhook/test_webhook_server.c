@@ -19,6 +19,8 @@
  * later. Cases with a non-default policy need another server configuration
  * and are covered in process by test_webhook_review.
  */
+#include "events.h"
+#include "kube_test_server.h"
 #include "testutil.h"
 
 #include <arpa/inet.h>
@@ -1321,6 +1323,211 @@ static void test_sigterm_inflight(void **state) {
   free(deny);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Denials as Events, posted to a fake API server                            */
+
+/* The fake API server's record of what the webhook sent it. */
+typedef struct fake_api {
+  pthread_mutex_t mu;
+  pthread_cond_t cond;
+  int received;    /* Requests so far. */
+  bool hang;       /* Hold every request until this is cleared. */
+  int held;        /* Requests being held now. */
+  bool named_dry;  /* A request named the object of the dry run. */
+  json_t *creates; /* The body of every POST, in order. */
+  char path[4096]; /* Of the last request. */
+  char auth[8192];
+} fake_api;
+
+static void fake_api_handler(const ts_request *req, ts_conn *conn, void *arg) {
+  fake_api *f = arg;
+  json_t *body = json_loadb(req->body, req->body_len, 0, NULL);
+  struct timespec until;
+
+  pthread_mutex_lock(&f->mu);
+  f->received++;
+  snprintf(f->path, sizeof f->path, "%s", req->path);
+  snprintf(f->auth, sizeof f->auth, "%s", req->authorization);
+  if (lft_contains(req->body, "\"name\":\"dry\""))
+    f->named_dry = true;
+  if (strcmp(req->method, "POST") == 0 && body != NULL)
+    json_array_append(f->creates, body);
+  pthread_cond_broadcast(&f->cond);
+  if (f->hang) {
+    f->held++;
+    pthread_cond_broadcast(&f->cond);
+    /* Bounded, so a failing test cannot wedge the server's threads. */
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 300;
+    while (f->hang && pthread_cond_timedwait(&f->cond, &f->mu, &until) == 0) {
+    }
+    f->held--;
+  }
+  pthread_mutex_unlock(&f->mu);
+  ts_respond(conn, strcmp(req->method, "POST") == 0 ? 201 : 200, "application/json",
+             req->body_len > 0 ? req->body : "{}", req->body_len > 0 ? req->body_len : 2);
+  json_decref(body);
+}
+
+/* Waits (bounded) until `cond(f)` holds, with the lock held. */
+static void fake_api_await(fake_api *f, bool (*cond)(const fake_api *, int), int arg,
+                           const char *what) {
+  struct timespec until;
+
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 20 * slow;
+  pthread_mutex_lock(&f->mu);
+  while (!cond(f, arg))
+    if (pthread_cond_timedwait(&f->cond, &f->mu, &until) != 0) {
+      pthread_mutex_unlock(&f->mu);
+      fail_msg("the fake API server never saw %s (%d requests)", what, f->received);
+    }
+  pthread_mutex_unlock(&f->mu);
+}
+
+static bool creates_at_least(const fake_api *f, int n) {
+  return (int)json_array_size(f->creates) >= n;
+}
+
+static bool held(const fake_api *f, int n) {
+  return f->held == n;
+}
+
+/* Posts the unstamped update of team/`name` (dry run or not) and checks it
+ * was denied. */
+static void post_denied(const char *name, bool dry_run) {
+  char uid[300];
+  json_t *request;
+  json_t *review;
+  char *body;
+  http_resp r;
+
+  snprintf(uid, sizeof uid, "uid-of-%s", name);
+  request = lft_unstamped_update(name, uid);
+  json_object_set_new(request, "dryRun", json_boolean(dry_run));
+  review = lft_review(request);
+  body = json_dumps(review, JSON_COMPACT);
+  post(body, strlen(body), &r);
+  assert_int_equal(r.rc, CURLE_OK);
+  assert_int_equal(r.status, 200);
+  if (!lft_contains(r.body, "\"allowed\":false"))
+    fail_msg("not denied: %s", r.body);
+  resp_free(&r);
+  free(body);
+  json_decref(review);
+  json_decref(request);
+}
+
+/* Waits (bounded) until the metric `series` reaches `want`. */
+static void await_metric(const server *s, const char *series, double want) {
+  int64_t deadline = mono_ms() + 20000 * slow;
+
+  while (metric(s, series) < want) {
+    if (mono_ms() > deadline)
+      fail_msg("%s stayed at %g, want %g", series, metric(s, series), want);
+    pause_ms(20);
+  }
+}
+
+/* A denied write becomes a Warning Event on the object, posted by the
+ * webhook's own thread: the API server that hangs delays no answer, and a
+ * full queue drops and counts. A dry run posts nothing. */
+static void test_denial_events(void **state) {
+  fake_api f;
+  ts_server *api;
+  char kubeconfig[512];
+  char kc_arg[600];
+  char text[1024];
+  const char *extra[] = {kc_arg, "--event-timeout=300s", NULL};
+  server s;
+  server keep = main_srv;
+  json_t *ev;
+  int received;
+  int i;
+  const int flood = LFW_EVENTS_QUEUE_MAX + 10;
+
+  (void)state;
+  memset(&f, 0, sizeof f);
+  pthread_mutex_init(&f.mu, NULL);
+  pthread_cond_init(&f.cond, NULL);
+  f.creates = json_array();
+  api = ts_start(NULL, fake_api_handler, &f);
+  snprintf(kubeconfig, sizeof kubeconfig, "%s/events.kubeconfig", dir);
+  snprintf(text, sizeof text,
+           "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+           "clusters:\n- name: fake\n  cluster:\n    server: http://127.0.0.1:%d\n"
+           "users:\n- name: u\n  user:\n    token: event-test-token\n"
+           "contexts:\n- name: c\n  context: {cluster: fake, user: u}\n",
+           ts_port(api));
+  write_file(kubeconfig, text, strlen(text));
+  snprintf(kc_arg, sizeof kc_arg, "--kubeconfig=%s", kubeconfig);
+  start_server(&s, extra);
+  main_srv = s; /* post() talks to main_srv. */
+
+  /* One denial: one Event, about the object, naming the writer. */
+  post_denied("shard-map", false);
+  fake_api_await(&f, creates_at_least, 1, "an Event");
+  pthread_mutex_lock(&f.mu);
+  assert_string_equal(f.path, "/apis/events.k8s.io/v1/namespaces/team/events");
+  assert_string_equal(f.auth, "Bearer event-test-token");
+  ev = json_array_get(f.creates, 0);
+  assert_string_equal(json_string_value(json_object_get(ev, "type")), "Warning");
+  assert_string_equal(json_string_value(json_object_get(ev, "reason")), "LeaseNotFound");
+  assert_string_equal(json_string_value(json_object_get(ev, "action")), "UPDATE");
+  assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "regarding"), "uid")),
+                      "uid-of-shard-map");
+  assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "regarding"), "kind")),
+                      "ConfigMap");
+  assert_true(lft_contains(json_string_value(json_object_get(ev, "note")),
+                           "Writer: system:serviceaccount:team:ctrl (pod team/ctrl-7d9f)."));
+  pthread_mutex_unlock(&f.mu);
+
+  /* A dry run, then a real denial of another object: the sender takes them
+   * in order, so once the second one's Event is there, the first would have
+   * been sent before it. */
+  post_denied("dry", true);
+  post_denied("after-dry", false);
+  fake_api_await(&f, creates_at_least, 2, "the Event after the dry run");
+  pthread_mutex_lock(&f.mu);
+  assert_false(f.named_dry);
+  assert_int_equal(json_array_size(f.creates), 2);
+  pthread_mutex_unlock(&f.mu);
+
+  /* The API server hangs: the next Event's request is held. */
+  pthread_mutex_lock(&f.mu);
+  f.hang = true;
+  pthread_mutex_unlock(&f.mu);
+  post_denied("hang", false);
+  fake_api_await(&f, held, 1, "the held request");
+  pthread_mutex_lock(&f.mu);
+  received = f.received;
+  pthread_mutex_unlock(&f.mu);
+  /* Every denial is still answered at once, while that request hangs; the
+   * queue takes LFW_EVENTS_QUEUE_MAX of them and drops the rest. */
+  for (i = 0; i < flood; i++)
+    post_denied("flood", false);
+  pthread_mutex_lock(&f.mu);
+  assert_int_equal(f.held, 1);
+  assert_int_equal(f.received, received);
+  f.hang = false;
+  pthread_cond_broadcast(&f.cond);
+  pthread_mutex_unlock(&f.mu);
+  assert_true(metric(&s, "leasefence_events_dropped_total{cause=\"queue_full\"}") ==
+              flood - LFW_EVENTS_QUEUE_MAX);
+  /* Released: the queued ones fold into one series, one more Event. */
+  await_metric(&s, "leasefence_events_aggregated_total", LFW_EVENTS_QUEUE_MAX - 1);
+  fake_api_await(&f, creates_at_least, 4, "the Event of the flood");
+  await_metric(&s, "leasefence_events_posted_total{verb=\"create\"}", 4);
+  assert_true(metric(&s, "leasefence_events_failed_total{verb=\"create\"}") == 0);
+
+  main_srv = keep;
+  assert_int_equal(stop_server(&s), 0);
+  ts_stop(&api);
+  json_decref(f.creates);
+  pthread_cond_destroy(&f.cond);
+  pthread_mutex_destroy(&f.mu);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_vectors_https),      cmocka_unit_test(test_bad_requests),
@@ -1328,6 +1535,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_hot_reload),         cmocka_unit_test(test_bad_reload),
       cmocka_unit_test(test_health_and_metrics), cmocka_unit_test(test_tls_versions),
       cmocka_unit_test(test_client_ca),          cmocka_unit_test(test_sigterm_inflight),
+      cmocka_unit_test(test_denial_events),
   };
   const char *v;
   int rc;

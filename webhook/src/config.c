@@ -58,6 +58,7 @@ typedef enum flag_id {
   F_EVENTS,
   F_EVENT_QPS,
   F_EVENT_BURST,
+  F_EVENT_TIMEOUT,
 } flag_id;
 
 typedef struct flag {
@@ -130,6 +131,9 @@ static const flag flags[] = {
      "only when --kubeconfig is given); repeats are aggregated"},
     {F_EVENT_QPS, "event-qps", "N", "5", "Event requests a second at most, on average"},
     {F_EVENT_BURST, "event-burst", "N", "25", "Event requests at once at most"},
+    {F_EVENT_TIMEOUT, "event-timeout", "DURATION", "3s",
+     "deadline of one Event request (Events are sent by one thread of their own, never "
+     "from the request path)"},
     {F_HELP, "help", NULL, NULL, "print this help and exit"},
     {F_VERSION, "version", NULL, NULL, "print the version and exit"},
 };
@@ -434,6 +438,11 @@ static int set_flag(lfw_config *cfg, const flag *f, const char *val, char *err, 
     else
       return fail(err, err_size, "--events: \"%s\" is not true or false", val);
     break;
+  case F_EVENT_TIMEOUT:
+    if (lfw_parse_duration(val, &us) != 0 || us < 1000)
+      return fail(err, err_size, "--event-timeout: \"%s\" is not a duration of at least 1ms", val);
+    cfg->event_timeout_us = us;
+    break;
   case F_EVENT_QPS:
   case F_EVENT_BURST:
     if (parse_uint(val, 10000, &n) != 0 || n == 0)
@@ -472,6 +481,7 @@ static void set_defaults(lfw_config *cfg) {
   cfg->events = true;
   cfg->event_qps = 5;
   cfg->event_burst = 25;
+  cfg->event_timeout_us = 3000000;
   lf_policy_init(&cfg->policy);
 }
 

@@ -51,6 +51,7 @@ typedef struct lfw_config {
   bool events;                      /* Report denials as Events (events.h). */
   int64_t event_qps;                /* Event requests a second, on average. */
   int64_t event_burst;              /* Event requests at once. */
+  int64_t event_timeout_us;         /* Deadline of one Event request. */
   lf_policy policy;
   /* Storage for the exempt lists the policy points into: the built-in users
    * (unless --no-default-exempt), then each --exempt-user; --exempt-group. */

@@ -116,7 +116,8 @@ int main(int argc, char **argv) {
   /* The file source needs no API server, so there may be none to post to:
    * with it, Events need --kubeconfig. */
   if (cfg.events && (strncmp(cfg.lease_source, "file:", 5) != 0 || cfg.kubeconfig != NULL)) {
-    lfw_events_options eopts = {.qps = cfg.event_qps, .burst = cfg.event_burst};
+    lfw_events_options eopts = {
+        .qps = cfg.event_qps, .burst = cfg.event_burst, .timeout_ms = cfg.event_timeout_us / 1000};
 
     if (lfw_events_open(cfg.kubeconfig, &eopts, &events, &lerr) != LF_OK) {
       fprintf(stderr, "leasefence-webhook: --events: %s\n", lerr.text);
