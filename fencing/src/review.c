@@ -33,6 +33,14 @@ static int opt_string(const json_t *obj, const char *key, const char *dflt, size
   return LF_OK;
 }
 
+/* Is `v` a string equal to `want`, all of it? (A C comparison would stop at
+ * an embedded NUL.) */
+static bool string_is(const json_t *v, const char *want) {
+  size_t n = strlen(want);
+  return json_is_string(v) && json_string_length(v) == n &&
+         memcmp(json_string_value(v), want, n) == 0;
+}
+
 /* The object must be absent, null or a JSON object. */
 static int opt_object(const json_t *obj, const char *key, const json_t **dst, const char *path,
                       lf_error *err) {
@@ -90,6 +98,23 @@ static int read_object_meta(const json_t *request, const char *key, lf_object_me
                     err);
 }
 
+/* An object's namespace, when it names one, must be the request's: a bare
+ * Lease name in the protection annotation is resolved against it, and the
+ * API server makes the two equal before admission (a cluster-scoped
+ * request's objects have none). A review where they differ did not come
+ * from the API server as it is, so it is refused rather than decided on
+ * either namespace. */
+static int check_namespace(const lf_request *req, const lf_object_meta *meta, const char *key,
+                           lf_error *err) {
+  if (meta->ns == NULL || meta->ns[0] == '\0' || strcmp(meta->ns, req->ns) == 0) {
+    return LF_OK;
+  }
+  return lf__fail(err, LF_EINVAL,
+                  "request.%s.metadata.namespace is \"%.63s\" but request.namespace is \"%.63s\"; "
+                  "they must be the same",
+                  key, meta->ns, req->ns);
+}
+
 static int read_user(const json_t *request, lf_request *out, lf_error *err) {
   const json_t *user, *groups, *extra, *pods;
   int rc;
@@ -115,10 +140,15 @@ static int read_user(const json_t *request, lf_request *out, lf_error *err) {
     }
     for (size_t i = 0; i < json_array_size(groups); i++) {
       const json_t *g = json_array_get(groups, i);
-      if (!json_is_string(g) || strlen(json_string_value(g)) != json_string_length(g)) {
+      if (!json_is_string(g)) {
         return lf__fail(err, LF_EINVAL, "request.userInfo.groups[%zu] must be a string", i);
       }
-      out->groups[out->n_groups++] = json_string_value(g);
+      /* Groups are only compared with --exempt-group values, which cannot
+       * hold a NUL: a group that does (an authenticator may send any string)
+       * exempts nobody, and is left out rather than refused. */
+      if (strlen(json_string_value(g)) == json_string_length(g)) {
+        out->groups[out->n_groups++] = json_string_value(g);
+      }
     }
   }
   rc = opt_object(user, "extra", &extra, "request.userInfo.extra", err);
@@ -159,7 +189,7 @@ static int read_operation(const json_t *request, lf_request *out, lf_error *err)
     return lf__fail(err, LF_EINVAL, "request.operation must be a string");
   }
   for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
-    if (strcmp(json_string_value(v), ops[i].name) == 0) {
+    if (string_is(v, ops[i].name)) {
       out->op = ops[i].op;
       return LF_OK;
     }
@@ -190,13 +220,13 @@ int lf_request_from_review(const json_t *review, lf_request *out, lf_error *err)
     return lf__fail(err, LF_EINVAL, "an AdmissionReview must be a JSON object");
   }
   v = json_object_get(review, "apiVersion");
-  if (!json_is_string(v) || strcmp(json_string_value(v), "admission.k8s.io/v1") != 0) {
+  if (!string_is(v, "admission.k8s.io/v1")) {
     return lf__fail(err, LF_EINVAL,
                     "apiVersion must be admission.k8s.io/v1 (only v1 is served; list v1 in the "
                     "webhook's admissionReviewVersions)");
   }
   v = json_object_get(review, "kind");
-  if (!json_is_string(v) || strcmp(json_string_value(v), "AdmissionReview") != 0) {
+  if (!string_is(v, "AdmissionReview")) {
     return lf__fail(err, LF_EINVAL, "kind must be AdmissionReview");
   }
   request = json_object_get(review, "request");
@@ -266,6 +296,12 @@ int lf_request_from_review(const json_t *review, lf_request *out, lf_error *err)
   }
   if (rc == LF_OK) {
     rc = read_object_meta(request, "oldObject", &out->old_object, err);
+  }
+  if (rc == LF_OK) {
+    rc = check_namespace(out, &out->object, "object", err);
+  }
+  if (rc == LF_OK) {
+    rc = check_namespace(out, &out->old_object, "oldObject", err);
   }
   return rc;
 }

@@ -11,7 +11,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   lf_lease_ref ref;
   lf_decision d;
   lf_policy policy;
-  json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
+  json_t *root =
+      json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
   if (root == NULL) {
     return 0;
   }

@@ -97,6 +97,18 @@ static void test_wrong_types(void **state) {
       {"request.object.metadata.annotations", "leasefence.io/lease", "[]", "leasefence.io/lease"},
       {"request.object.metadata.annotations", "leasefence.io/stamp", "\"a\\u0000b\"", "NUL"},
       {"request", "oldObject", "\"o\"", "request.oldObject"},
+      /* A NUL in a string read whole; a C comparison would stop at it. */
+      {"", "apiVersion", "\"admission.k8s.io/v1\\u0000\"", "only v1"},
+      {"", "kind", "\"AdmissionReview\\u0000x\"", "AdmissionReview"},
+      {"request", "operation", "\"UPDATE\\u0000\"", "operation"},
+      {"request.userInfo", "username", "\"system:kube-scheduler\\u0000x\"", "NUL"},
+      {"request.options", "fieldManager", "\"lf1:1:u:h\\u0000\"", "NUL"},
+      /* An object of another namespace than the request's. */
+      {"request.object.metadata", "namespace", "\"other\"",
+       "request.object.metadata.namespace is \"other\" but request.namespace is \"ns\""},
+      {"request.oldObject.metadata", "namespace", "\"other\"",
+       "request.oldObject.metadata.namespace is \"other\""},
+      {"request", "namespace", "\"\"", "request.object.metadata.namespace is \"ns\" but"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     json_t *j = load(GOOD);
@@ -121,6 +133,27 @@ static void test_wrong_types(void **state) {
     }
     json_decref(j);
   }
+}
+
+/* A group with a NUL exempts nobody and is left out; the others stay. An
+ * object without a namespace takes the request's. */
+static void test_odd_but_legal(void **state) {
+  (void)state;
+  json_t *j = load(GOOD);
+  json_t *user = json_object_get(json_object_get(j, "request"), "userInfo");
+  lf_request r;
+  lf_error err = {0};
+  json_array_insert_new(json_object_get(user, "groups"), 0, load("\"g1\\u0000x\""));
+  json_object_set_new(json_object_get(user, "extra"), "example.com/x", load("[\"a\\u0000b\"]"));
+  json_object_del(
+      json_object_get(json_object_get(json_object_get(j, "request"), "object"), "metadata"),
+      "namespace");
+  assert_int_equal(lf_request_from_review(j, &r, &err), LF_OK);
+  assert_int_equal(r.n_groups, 2);
+  assert_string_equal(r.groups[0], "g1");
+  assert_string_equal(r.groups[1], "g2");
+  assert_null(r.object.ns);
+  json_decref(j);
 }
 
 static void test_not_an_object(void **state) {
@@ -153,9 +186,8 @@ static void test_missing_objects(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_reads_fields),
-      cmocka_unit_test(test_wrong_types),
-      cmocka_unit_test(test_not_an_object),
+      cmocka_unit_test(test_reads_fields),    cmocka_unit_test(test_wrong_types),
+      cmocka_unit_test(test_odd_but_legal),   cmocka_unit_test(test_not_an_object),
       cmocka_unit_test(test_missing_objects),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

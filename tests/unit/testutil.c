@@ -1,5 +1,6 @@
 #include "testutil.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 json_t *lft_load_vectors(const char *name) {
@@ -81,4 +82,19 @@ json_t *lft_unstamped_update(const char *name, const char *uid) {
 
 int lft_contains(const char *haystack, const char *needle) {
   return haystack != NULL && strstr(haystack, needle) != NULL;
+}
+
+char *lft_splice(const char *text, const char *placeholder, const char *raw) {
+  const char *at = strstr(text, placeholder);
+  size_t head;
+  char *res;
+
+  assert_non_null(at);
+  head = (size_t)(at - text);
+  res = malloc(strlen(text) - strlen(placeholder) + strlen(raw) + 1);
+  assert_non_null(res);
+  memcpy(res, text, head);
+  strcpy(res + head, raw);
+  strcat(res, at + strlen(placeholder));
+  return res;
 }

@@ -38,6 +38,11 @@ json_t *lft_review(const json_t *request);
  * webhook denies whatever the Lease. A new reference. */
 json_t *lft_unstamped_update(const char *name, const char *uid);
 
+/* `text` with its first `placeholder` replaced by `raw` (the test fails if
+ * there is none); the caller frees it. JSON text jansson cannot build (a NUL
+ * in a key, numbers beyond double, deep nesting) goes into a body this way. */
+char *lft_splice(const char *text, const char *placeholder, const char *raw);
+
 /* True when `haystack` is not NULL and contains `needle`. */
 int lft_contains(const char *haystack, const char *needle);
 

@@ -58,7 +58,7 @@ const char *prune_check(const char *in, size_t len, prune_check_stats *stats) {
 
   lfw_buf_init(&out, len);
   rc = lfw_prune_review(in, len, &out);
-  whole = json_loadb(in, len, JSON_REJECT_DUPLICATES, &jerr);
+  whole = json_loadb(in, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
   stats->checked++;
   if (rc == LFW_PRUNE_INVALID) {
     if (whole != NULL)
@@ -72,16 +72,18 @@ const char *prune_check(const char *in, size_t len, prune_check_stats *stats) {
     goto out;
   }
   if (whole == NULL) {
-    /* The documented exceptions: a duplicate key or an oversized number in
-     * a dropped part. */
+    /* The documented exceptions, in a dropped part: a duplicate key, a
+     * number too large for jansson, a NUL in a key, nesting deeper than
+     * jansson's 2048 levels. */
     if (strstr(jerr.text, "duplicate") == NULL && strstr(jerr.text, "too big") == NULL &&
-        strstr(jerr.text, "overflow") == NULL) {
+        strstr(jerr.text, "overflow") == NULL && strstr(jerr.text, "NUL byte") == NULL &&
+        strstr(jerr.text, "depth") == NULL) {
       snprintf(why, sizeof why, "the scanner accepted a body jansson refuses: %s", jerr.text);
       res = why;
     }
     goto out;
   }
-  pruned = json_loadb(out.data, out.len, JSON_REJECT_DUPLICATES, &jerr);
+  pruned = json_loadb(out.data, out.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
   if (pruned == NULL) {
     snprintf(why, sizeof why, "the projection does not parse: %s", jerr.text);
     res = why;

@@ -120,6 +120,41 @@ static void expect_invalid(const char *in, size_t len) {
   lfw_buf_free(&out);
 }
 
+/* A dropped part may nest as deep as LFW_PRUNE_MAX_DEPTH, without recursion;
+ * one level more is refused. */
+static void test_depth(void **state) {
+  const size_t total = LFW_PRUNE_MAX_DEPTH;
+  /* {"x": then arrays, so that `total` levels are open at the innermost. */
+  const size_t arrays = total - 1;
+  size_t len = 5 + 2 * arrays + 1 + 1;
+  char *in = malloc(len + 2);
+  lfw_buf out;
+  size_t i;
+
+  (void)state;
+  assert_non_null(in);
+  memcpy(in, "{\"x\":", 5);
+  for (i = 0; i < arrays; i++)
+    in[5 + i] = '[';
+  in[5 + arrays] = '1';
+  for (i = 0; i < arrays; i++)
+    in[6 + arrays + i] = ']';
+  in[6 + 2 * arrays] = '}';
+  lfw_buf_init(&out, len);
+  assert_int_equal(lfw_prune_review(in, len, &out), LFW_PRUNE_OK);
+  assert_string_equal(out.data, "{}");
+  lfw_buf_free(&out);
+  /* One level more. */
+  memmove(in + 6, in + 5, len - 5);
+  in[5] = '[';
+  in[len] = ']';
+  in[len + 1] = '}';
+  lfw_buf_init(&out, len + 2);
+  assert_int_equal(lfw_prune_review(in, len + 2, &out), LFW_PRUNE_INVALID);
+  lfw_buf_free(&out);
+  free(in);
+}
+
 static void test_projection(void **state) {
   (void)state;
   expect_projection(
@@ -135,7 +170,19 @@ static void test_projection(void **state) {
                     "{\"re\\u0071uest\":{\"object\":{\"metadata\":{}}}}");
   /* Duplicates of kept members stay, for jansson to refuse. */
   expect_projection("{\"kind\":1,\"kind\":2}", "{\"kind\":1,\"kind\":2}");
-  expect_invalid("{\"a\":\"\\u0000\"}", 13);
+  /* "\u0000" is legal JSON, in keys too; jansson sees only kept parts. */
+  expect_projection("{\"x\":{\"a\\u0000\":\"\\u0000\"},\"kind\":\"K\\u0000\"}",
+                    "{\"kind\":\"K\\u0000\"}");
+  /* Of userInfo.extra only the API server's own keys are kept. */
+  expect_projection("{\"request\":{\"userInfo\":{\"username\":\"u\",\"extra\":{"
+                    "\"authentication.kubernetes.io/pod-name\":[\"p\"],\"x\\u0000\":[],"
+                    "\"example.com/a\":[\"b\"]}}}}",
+                    "{\"request\":{\"userInfo\":{\"username\":\"u\",\"extra\":{"
+                    "\"authentication.kubernetes.io/pod-name\":[\"p\"]}}}}");
+  expect_projection("{\"request\":{\"userInfo\":{\"extra\":[1]}}}",
+                    "{\"request\":{\"userInfo\":{\"extra\":[1]}}}");
+  /* Numbers of any size. */
+  expect_projection("{\"x\":[1e400,123456789012345678901234567890,-0.0E-0]}", "{}");
   expect_invalid("{\"a\":\"\\udc00\"}", 13);
   expect_invalid("{\"a\":\"\xed\xa0\x80\"}", 9);
   expect_invalid("{\"a\":\"\xc0\xaf\"}", 8);
@@ -149,6 +196,7 @@ static void test_projection(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_projection),
+      cmocka_unit_test(test_depth),
       cmocka_unit_test(test_vectors_and_mutations),
   };
 

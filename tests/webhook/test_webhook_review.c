@@ -75,8 +75,11 @@ static int64_t fixed_clock(void) {
 }
 
 /* Runs one review body through the handler and checks the answer is well
- * formed: valid JSON with the AdmissionReview shape, or plain text. */
-static void run(const lfw_review_env *env, const char *body, size_t len, int64_t now, answer *a) {
+ * formed: valid JSON with the AdmissionReview shape, or plain text. With
+ * `compare_whole`, parsing the whole body must answer the same (it cannot
+ * where a dropped part holds what only the scanner takes: prune.h). */
+static void run_ex(const lfw_review_env *env, const char *body, size_t len, int64_t now, answer *a,
+                   bool compare_whole) {
   lfw_buf out;
   lfw_buf whole;
   lfw_buf scratch;
@@ -94,9 +97,11 @@ static void run(const lfw_review_env *env, const char *body, size_t len, int64_t
   assert_false(out.overflow);
   assert_non_null(out.data);
   /* The pruned parse (prune.h) answers exactly as parsing the whole body. */
-  lfw_review_handle(&timed, body, len, NULL, &whole, &res_whole);
-  assert_string_equal(out.data, whole.data);
-  assert_memory_equal(&a->res, &res_whole, sizeof res_whole);
+  if (compare_whole) {
+    lfw_review_handle(&timed, body, len, NULL, &whole, &res_whole);
+    assert_string_equal(out.data, whole.data);
+    assert_memory_equal(&a->res, &res_whole, sizeof res_whole);
+  }
   lfw_buf_free(&whole);
   lfw_buf_free(&scratch);
   a->text = strdup(out.data);
@@ -112,6 +117,10 @@ static void run(const lfw_review_env *env, const char *body, size_t len, int64_t
     assert_int_equal(a->res.http_status, 400);
   }
   lfw_buf_free(&out);
+}
+
+static void run(const lfw_review_env *env, const char *body, size_t len, int64_t now, answer *a) {
+  run_ex(env, body, len, now, a, true);
 }
 
 static void run_json(const lfw_review_env *env, const json_t *review, int64_t now, answer *a) {
@@ -617,12 +626,263 @@ static void test_scale(void **state) {
   json_decref(root);
 }
 
+/* `levels` nested arrays around a string, as JSON text. */
+static char *nested(size_t levels) {
+  char *t = malloc(2 * levels + 4);
+  size_t i;
+
+  assert_non_null(t);
+  for (i = 0; i < levels; i++)
+    t[i] = '[';
+  memcpy(t + levels, "\"x\"", 3);
+  for (i = 0; i < levels; i++)
+    t[levels + 3 + i] = ']';
+  t[2 * levels + 3] = '\0';
+  return t;
+}
+
+/* A key of `n` bytes, as a JSON member with a string value. */
+static char *long_key(size_t n) {
+  char *t = malloc(n + 8);
+
+  assert_non_null(t);
+  t[0] = '"';
+  memset(t + 1, 'k', n);
+  memcpy(t + 1 + n, "\":\"v\"", 5);
+  t[n + 6] = '\0';
+  return t;
+}
+
+/* Runs the current-term update of the vectors with `data` (JSON text) as the
+ * data of both objects, `ann` as the value of an unrelated annotation,
+ * `extra` as one more userInfo.extra member and `group` as one more group,
+ * and checks the answer is exactly the one without them. */
+static void expect_same_answer(const char *data, const char *ann, const char *extra,
+                               const char *group) {
+  json_t *root = lft_load_vectors("decisions.json");
+  const json_t *c = find_case(root, "current holder and term, update");
+  json_t *review = lft_review(json_object_get(c, "request"));
+  json_t *req = json_object_get(review, "request");
+  const char *objs[] = {"object", "oldObject"};
+  lft_policy p;
+  stub st = {c, 0, 0};
+  lfw_lease_source src = {
+      .name = "stub", .ctx = &st, .get = stub_get, .ready = stub_ready, .caches = true};
+  lfw_review_env env = {
+      .policy = NULL, .mode = LFW_MODE_DENY, .source = &src, .lease_timeout_us = 1000000};
+  int64_t now = lft_time(json_string_value(json_object_get(c, "now")));
+  answer base;
+  answer a;
+  char *text;
+  char *next;
+  size_t i;
+
+  lft_policy_from_json(&p, json_object_get(c, "policy"));
+  env.policy = &p.policy;
+  run_json(&env, review, now, &base);
+  assert_true(json_is_true(json_object_get(resp(&base), "allowed")));
+  for (i = 0; i < 2; i++) {
+    json_t *obj = json_object_get(req, objs[i]);
+
+    json_object_set_new(obj, "data", json_string("@DATA@"));
+    json_object_set_new(json_object_get(json_object_get(obj, "metadata"), "annotations"),
+                        "example.com/other", json_string("@ANN@"));
+  }
+  json_object_set_new(json_object_get(json_object_get(req, "userInfo"), "extra"), "@EXTRA@",
+                      json_null());
+  json_array_append_new(json_object_get(json_object_get(req, "userInfo"), "groups"),
+                        json_string("@GROUP@"));
+  const char *const edits[][2] = {
+      {"\"@DATA@\"", data}, {"\"@DATA@\"", data},   {"\"@ANN@\"", ann},
+      {"\"@ANN@\"", ann},   {"\"@GROUP@\"", group}, {"\"@EXTRA@\":null", extra},
+  };
+  text = json_dumps(review, JSON_COMPACT);
+  for (i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+    next = lft_splice(text, edits[i][0], edits[i][1]);
+    free(text);
+    text = next;
+  }
+  run_ex(&env, text, strlen(text), now, &a, false);
+  if (strcmp(a.text, base.text) != 0)
+    fail_msg("a legal object was answered\n%.500s\ninstead of\n%.500s", a.text, base.text);
+  answer_free(&a);
+  answer_free(&base);
+  free(text);
+  json_decref(review);
+  json_decref(root);
+}
+
+/* Every string, number, key and nesting the API server can send in a part
+ * fencing does not read is accepted, and changes nothing. */
+static void test_legal_objects(void **state) {
+  static const char *const datas[] = {
+      "{\"k\":\"a\\u0000b\"}", /* NUL in a value */
+      "{\"a\\u0000b\":\"v\"}", /* NUL in a key */
+      "{\"k\":\"\\ud83d\\ude00 \xf0\x9f\x98\x80 \xe2\x80\xa8 \\u2028 \xc3\xa9\"}", /* UTF-8 */
+      "{\"k\":123456789012345678901234567890123456789}", /* beyond int64 */
+      "{\"k\":1e400,\"l\":-1e-400,\"m\":-0.0e+0}",       /* beyond double */
+      "{\"k\":[],\"l\":{},\"m\":[{}],\"n\":\"\"}",
+  };
+  char *deep = nested(9990);
+  char *deep_data = NULL;
+  char *key = long_key(300 * 1024);
+  char *key_data = NULL;
+  size_t i;
+
+  (void)state;
+  for (i = 0; i < sizeof datas / sizeof datas[0]; i++)
+    expect_same_answer(datas[i], "\"x\"", "\"x\":[\"y\"]", "\"g\"");
+  /* Nesting as deep as the API server's decoder allows (10 000 levels). */
+  deep_data = malloc(strlen(deep) + 8);
+  assert_non_null(deep_data);
+  sprintf(deep_data, "{\"d\":%s}", deep);
+  expect_same_answer(deep_data, "\"x\"", "\"x\":[\"y\"]", "\"g\"");
+  key_data = malloc(strlen(key) + 3);
+  assert_non_null(key_data);
+  sprintf(key_data, "{%s}", key);
+  expect_same_answer(key_data, "\"x\"", "\"x\":[\"y\"]", "\"g\"");
+  /* NUL in an unrelated annotation, in another authenticator's extra key
+   * and value, and in a group (which then exempts nobody). */
+  expect_same_answer("{\"k\":\"\\u0000\"}", "\"a\\u0000b\"",
+                     "\"example.com/a\\u0000b\":[\"c\\u0000d\"]", "\"g\\u0000h\"");
+  free(key_data);
+  free(key);
+  free(deep_data);
+  free(deep);
+}
+
+/* Sets member `key` of the object at `parent` (dot-separated; "" is the
+ * review) to raw JSON text, and runs the review. */
+static void run_with_raw(const char *case_name, const char *parent, const char *key,
+                         const char *raw, answer *a) {
+  json_t *root = lft_load_vectors("decisions.json");
+  const json_t *c = find_case(root, case_name);
+  json_t *review = lft_review(json_object_get(c, "request"));
+  json_t *node = review;
+  lf_policy policy;
+  lfw_review_env env = plain_env(&policy);
+  char buf[256];
+  char *save = NULL;
+  char *part;
+  char *text;
+  char *spliced;
+
+  snprintf(buf, sizeof buf, "%s", parent);
+  for (part = strtok_r(buf, ".", &save); part != NULL; part = strtok_r(NULL, ".", &save)) {
+    node = json_object_get(node, part);
+    assert_non_null(node);
+  }
+  json_object_set_new(node, key, json_string("@RAW@"));
+  text = json_dumps(review, JSON_COMPACT);
+  spliced = lft_splice(text, "\"@RAW@\"", raw);
+  run(&env, spliced, strlen(spliced), 0, a);
+  free(spliced);
+  free(text);
+  json_decref(review);
+  json_decref(root);
+}
+
+/* The strings fencing reads whole are refused with a NUL in them, each with
+ * a message naming it (docs/protocol.md, section 11). */
+static void test_nul_where_read(void **state) {
+  static const struct {
+    const char *parent;
+    const char *key;
+    const char *says;
+  } cases[] = {
+      {"request.object.metadata.annotations", "leasefence.io/lease",
+       "leasefence.io/lease contains a NUL"},
+      {"request.oldObject.metadata.annotations", "leasefence.io/stamp",
+       "leasefence.io/stamp contains a NUL"},
+      {"request.userInfo", "username", "request.userInfo.username contains a NUL"},
+      {"request", "name", "request.name contains a NUL"},
+      {"request", "namespace", "request.namespace contains a NUL"},
+      {"request.options", "fieldManager", "request.options.fieldManager contains a NUL"},
+      {"request", "operation", "request.operation must be"},
+  };
+  size_t i;
+  answer a;
+
+  (void)state;
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    run_with_raw("current holder and term, update", cases[i].parent, cases[i].key,
+                 "\"ctrl\\u0000x\"", &a);
+    assert_true(a.res.json);
+    assert_int_equal(a.res.decision, LFW_D_ERROR);
+    assert_int_equal(status_code(&a), 400);
+    if (!lft_contains(status_message(&a), cases[i].says))
+      fail_msg("%s: \"%s\" does not say \"%s\"", cases[i].key, status_message(&a), cases[i].says);
+    answer_free(&a);
+  }
+  /* The uid cannot be echoed with a NUL in it: plain-text 400. */
+  run_with_raw("current holder and term, update", "request", "uid", "\"u\\u0000v\"", &a);
+  assert_false(a.res.json);
+  assert_true(lft_contains(a.text, "request.uid"));
+  answer_free(&a);
+  /* "admission.k8s.io/v1" followed by a NUL is not v1. */
+  run_with_raw("current holder and term, update", "", "apiVersion",
+               "\"admission.k8s.io/v1\\u0000\"", &a);
+  assert_int_equal(a.res.decision, LFW_D_ERROR);
+  answer_free(&a);
+}
+
+/* A uid far beyond the API server's gets a clear 400, never a 500 for an
+ * answer that does not fit. */
+static void test_uid_bound(void **state) {
+  char *uid = malloc(100 * 1024 + 3);
+  answer a;
+
+  (void)state;
+  assert_non_null(uid);
+  uid[0] = '"';
+  memset(uid + 1, 'u', 100 * 1024);
+  strcpy(uid + 1 + 100 * 1024, "\"");
+  run_with_raw("current holder and term, update", "request", "uid", uid, &a);
+  assert_false(a.res.json);
+  assert_int_equal(a.res.http_status, 400);
+  assert_true(lft_contains(a.text, "request.uid is 102400 bytes; at most 64"));
+  answer_free(&a);
+  /* 64 bytes are echoed. */
+  memset(uid + 1, 'u', 64);
+  strcpy(uid + 65, "\"");
+  run_with_raw("current holder and term, update", "request", "uid", uid, &a);
+  assert_true(a.res.json);
+  assert_int_equal((int)strlen(json_string_value(json_object_get(resp(&a), "uid"))), 64);
+  answer_free(&a);
+  free(uid);
+}
+
+/* An object in another namespace than the request's is refused, not judged
+ * with a bare Lease name resolved against either namespace. */
+static void test_namespace_mismatch(void **state) {
+  answer a;
+
+  (void)state;
+  run_with_raw("current holder and term, update", "request.object.metadata", "namespace",
+               "\"other\"", &a);
+  assert_int_equal(a.res.decision, LFW_D_ERROR);
+  assert_true(lft_contains(status_message(&a), "request.object.metadata.namespace is \"other\" "
+                                               "but request.namespace is \"default\""));
+  answer_free(&a);
+  run_with_raw("current holder and term, update", "request.oldObject.metadata", "namespace",
+               "\"other\"", &a);
+  assert_int_equal(a.res.decision, LFW_D_ERROR);
+  assert_true(lft_contains(status_message(&a), "request.oldObject.metadata.namespace"));
+  answer_free(&a);
+  /* A cluster-scoped request with a namespaced object. */
+  run_with_raw("current holder and term, update", "request", "namespace", "\"\"", &a);
+  assert_int_equal(a.res.decision, LFW_D_ERROR);
+  answer_free(&a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_vectors),           cmocka_unit_test(test_modes),
       cmocka_unit_test(test_warning_truncated), cmocka_unit_test(test_utf8_prefix),
       cmocka_unit_test(test_malformed),         cmocka_unit_test(test_wrong_types),
       cmocka_unit_test(test_uid_echo),          cmocka_unit_test(test_scale),
+      cmocka_unit_test(test_legal_objects),     cmocka_unit_test(test_nul_where_read),
+      cmocka_unit_test(test_uid_bound),         cmocka_unit_test(test_namespace_mismatch),
   };
 
   lfw_log_level = LFW_LOG_ERROR; /* Keep the test output to the results. */

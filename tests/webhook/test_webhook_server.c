@@ -1528,6 +1528,96 @@ static void test_denial_events(void **state) {
   pthread_mutex_destroy(&f.mu);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Strings and shapes a legal object may hold                                */
+
+/* A current write to a protected ConfigMap whose data and other annotations
+ * hold NUL, any UTF-8, numbers beyond int64 and double and 9 000 levels of
+ * nesting (a custom resource may) is admitted; a NUL in our own annotation
+ * and a 100 KiB uid get clear 400s. */
+static void test_legal_strings(void **state) {
+  /* A fresh copy: other tests edit the shared vectors' requests. */
+  json_t *fresh = lft_load_vectors("decisions.json");
+  json_t *c = NULL;
+  json_t *review;
+  json_t *obj;
+  json_t *lease = fresh_lease("default", "ctrl", "11111111-1111-4111-8111-111111111111",
+                              "ctrl-a_aaaaaaaa-0000-4000-8000-000000000001", 3);
+  const size_t levels = 9000;
+  char *deep = malloc(2 * levels + 128);
+  char *text;
+  char *body;
+  char *uid;
+  http_resp r;
+  json_t *ans;
+  size_t n;
+
+  (void)state;
+  for (n = 0; n < json_array_size(json_object_get(fresh, "cases")); n++) {
+    json_t *k = json_array_get(json_object_get(fresh, "cases"), n);
+
+    if (strcmp(json_string_value(json_object_get(k, "name")), "current holder and term, update") ==
+        0)
+      c = k;
+  }
+  assert_non_null(c);
+  review = lft_review(json_object_get(c, "request"));
+  obj = json_object_get(json_object_get(review, "request"), "object");
+  write_lease("default", "ctrl", lease);
+  json_decref(lease);
+  json_object_set_new(obj, "data", json_string("@DATA@"));
+  json_object_set_new(json_object_get(json_object_get(obj, "metadata"), "annotations"),
+                      "example.com/note", json_string("@NOTE@"));
+  text = json_dumps(review, JSON_COMPACT);
+  assert_non_null(deep);
+  strcpy(deep, "{\"k\":\"a\\u0000b\",\"c\\u0000d\":\"\\ud83d\\ude00\xf0\x9f\x98\x80\","
+               "\"n\":[123456789012345678901234567890,1e400],\"deep\":");
+  n = strlen(deep);
+  memset(deep + n, '[', levels);
+  memset(deep + n + levels, ']', levels);
+  strcpy(deep + n + 2 * levels, "}");
+  body = lft_splice(text, "\"@DATA@\"", deep);
+  free(text);
+  text = lft_splice(body, "\"@NOTE@\"", "\"x\\u0000y\"");
+  free(body);
+  post(text, strlen(text), &r);
+  if (r.rc != CURLE_OK || r.status != 200)
+    fail_msg("a legal object got %ld: %s", r.status, r.body != NULL ? r.body : "");
+  ans = json_loads(r.body, 0, NULL);
+  assert_non_null(ans);
+  if (!json_is_true(json_object_get(json_object_get(ans, "response"), "allowed")))
+    fail_msg("a legal object was denied: %.600s", r.body);
+  json_decref(ans);
+  resp_free(&r);
+
+  /* Our own annotation with a NUL: refused, naming it. */
+  body = lft_splice(text, "lf1:3:", "lf1:3\\u0000:");
+  post(body, strlen(body), &r);
+  assert_int_equal(r.status, 200);
+  assert_true(lft_contains(r.body, "leasefence.io/stamp contains a NUL character"));
+  assert_true(lft_contains(r.body, "\"code\":400"));
+  resp_free(&r);
+  free(body);
+
+  /* A 100 KiB uid. */
+  uid = malloc(100 * 1024 + 3);
+  assert_non_null(uid);
+  uid[0] = '"';
+  memset(uid + 1, 'u', 100 * 1024);
+  strcpy(uid + 1 + 100 * 1024, "\"");
+  body = lft_splice(text, "\"705ab4f5-6393-11e8-b7cc-42010a800002\"", uid);
+  post(body, strlen(body), &r);
+  if (r.status != 400 || !lft_contains(r.body, "request.uid is 102400 bytes"))
+    fail_msg("a 100 KiB uid got %ld: %.200s", r.status, r.body != NULL ? r.body : "");
+  resp_free(&r);
+  free(body);
+  free(uid);
+  free(text);
+  free(deep);
+  json_decref(review);
+  json_decref(fresh);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_vectors_https),      cmocka_unit_test(test_bad_requests),
@@ -1535,7 +1625,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_hot_reload),         cmocka_unit_test(test_bad_reload),
       cmocka_unit_test(test_health_and_metrics), cmocka_unit_test(test_tls_versions),
       cmocka_unit_test(test_client_ca),          cmocka_unit_test(test_sigterm_inflight),
-      cmocka_unit_test(test_denial_events),
+      cmocka_unit_test(test_denial_events),      cmocka_unit_test(test_legal_strings),
   };
   const char *v;
   int rc;

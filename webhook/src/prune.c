@@ -1,13 +1,15 @@
 /*
  * prune.c: a validating JSON scanner that keeps only what fencing reads.
  *
- * The grammar is RFC 8259 with jansson's extra rules, so that a body this
- * scanner accepts is one jansson accepts too (apart from the two exceptions
- * in prune.h): strings hold no raw control characters, no "\u0000", no lone
- * or reversed surrogates, and only well-formed UTF-8 (no overlong forms, no
- * encoded surrogates, nothing above U+10FFFF); numbers have no leading zeros
- * or bare dots; nesting stops at 2048; nothing but whitespace follows the
- * top-level value.
+ * The grammar is RFC 8259 with jansson's rules for strings: no raw control
+ * characters, no lone or reversed surrogates, and only well-formed UTF-8 (no
+ * overlong forms, no encoded surrogates, nothing above U+10FFFF); numbers
+ * have no leading zeros or bare dots; nothing but whitespace follows the
+ * top-level value. It accepts what Go's encoder, and so the API server,
+ * can send and jansson cannot take: "\u0000" in any string (jansson takes
+ * it only in values, with JSON_ALLOW_NUL, and never in keys), numbers of any
+ * size, and nesting as deep as LFW_PRUNE_MAX_DEPTH. Only the parts kept are
+ * handed to jansson, so those limits apply to them alone.
  *
  * Output never outgrows input (it is input minus dropped members and
  * whitespace), so one reservation of the input's length covers it.
@@ -17,7 +19,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-typedef enum level { L_TOP, L_REQUEST, L_OBJECT, L_META, L_ANNOTATIONS } level;
+typedef enum level { L_TOP, L_REQUEST, L_USER, L_EXTRA, L_OBJECT, L_META, L_ANNOTATIONS } level;
 
 typedef enum action { A_DROP, A_KEEP, A_DESCEND } action;
 
@@ -31,7 +33,7 @@ typedef struct scan {
 
 /* A decoded key, for comparison with our ASCII member names only. */
 typedef struct key {
-  char text[32];
+  char text[64];
   size_t len;
   bool usable; /* False when longer than `text` or not ASCII. */
 } key;
@@ -178,7 +180,8 @@ static int string(scan *s, key *k) {
       unsigned cp;
       unsigned lo;
 
-      if (hex4(s, &cp) != 0 || cp == 0)
+      /* "\u0000" is legal JSON and Go sends it for a NUL in any string. */
+      if (hex4(s, &cp) != 0)
         return -1;
       if (cp >= 0xdc00 && cp <= 0xdfff)
         return -1;
@@ -247,57 +250,21 @@ static int literal(scan *s, const char *word) {
   return 0;
 }
 
-static int value(scan *s);
-
-static int object_or_array(scan *s) {
-  bool is_object = *s->p == '{';
-  char close = is_object ? '}' : ']';
-
-  if (++s->depth > LFW_PRUNE_MAX_DEPTH)
+/* A member's key and colon, at s->p after optional whitespace. */
+static int member_key(scan *s) {
+  skip_ws(s);
+  if (s->p >= s->end || *s->p != '"' || string(s, NULL) != 0)
+    return -1;
+  skip_ws(s);
+  if (s->p >= s->end || *s->p != ':')
     return -1;
   s->p++;
-  skip_ws(s);
-  if (s->p < s->end && *s->p == close) {
-    s->p++;
-    s->depth--;
-    return 0;
-  }
-  for (;;) {
-    if (is_object) {
-      skip_ws(s);
-      if (s->p >= s->end || *s->p != '"' || string(s, NULL) != 0)
-        return -1;
-      skip_ws(s);
-      if (s->p >= s->end || *s->p != ':')
-        return -1;
-      s->p++;
-    }
-    if (value(s) != 0)
-      return -1;
-    skip_ws(s);
-    if (s->p >= s->end)
-      return -1;
-    if (*s->p == ',') {
-      s->p++;
-      continue;
-    }
-    if (*s->p != close)
-      return -1;
-    s->p++;
-    s->depth--;
-    return 0;
-  }
+  return 0;
 }
 
-/* Any value, checked and skipped. */
-static int value(scan *s) {
-  skip_ws(s);
-  if (s->p >= s->end)
-    return -1;
+/* A value that is not an object or array. */
+static int scalar(scan *s) {
   switch (*s->p) {
-  case '{':
-  case '[':
-    return object_or_array(s);
   case '"':
     return string(s, NULL);
   case 't':
@@ -313,8 +280,79 @@ static int value(scan *s) {
   }
 }
 
+/* Any value, checked and skipped. Iterative, with one bit per open level
+ * saying object or array: a dropped part may nest as deep as the API
+ * server's decoder allows, deeper than a recursive descent should take a
+ * thread's stack. */
+static int value(scan *s) {
+  unsigned char is_obj[LFW_PRUNE_MAX_DEPTH / 8 + 1];
+  const int base = s->depth;
+  int rel;
+
+  for (;;) {
+    /* A value is expected at s->p. */
+    skip_ws(s);
+    if (s->p >= s->end)
+      return -1;
+    if (*s->p == '{' || *s->p == '[') {
+      const bool obj = *s->p == '{';
+
+      if (s->depth >= LFW_PRUNE_MAX_DEPTH)
+        return -1;
+      rel = s->depth - base;
+      if (obj)
+        is_obj[rel / 8] |= (unsigned char)(1u << (rel % 8));
+      else
+        is_obj[rel / 8] &= (unsigned char)~(1u << (rel % 8));
+      s->depth++;
+      s->p++;
+      skip_ws(s);
+      if (s->p < s->end && *s->p == (obj ? '}' : ']')) {
+        s->p++;
+        s->depth--;
+      } else {
+        if (obj && member_key(s) != 0)
+          return -1;
+        continue;
+      }
+    } else if (scalar(s) != 0) {
+      return -1;
+    }
+    /* A value ended: close levels until one continues, or the first value
+     * is done. */
+    for (;;) {
+      bool obj;
+
+      if (s->depth == base)
+        return 0;
+      skip_ws(s);
+      if (s->p >= s->end)
+        return -1;
+      rel = s->depth - base - 1;
+      obj = (is_obj[rel / 8] >> (rel % 8)) & 1u;
+      if (*s->p == ',') {
+        s->p++;
+        if (obj && member_key(s) != 0)
+          return -1;
+        break;
+      }
+      if (*s->p != (obj ? '}' : ']'))
+        return -1;
+      s->p++;
+      s->depth--;
+    }
+  }
+}
+
 static bool key_is(const key *k, const char *name) {
   return k->usable && strcmp(k->text, name) == 0;
+}
+
+/* The API server's own keys of userInfo.extra; the library reads no others. */
+#define EXTRA_PREFIX "authentication.kubernetes.io/"
+
+static bool key_has_prefix(const key *k, const char *prefix) {
+  return k->usable && strncmp(k->text, prefix, strlen(prefix)) == 0;
 }
 
 /* What to do with member `k` of an object at `lv`; `*next` is the level to
@@ -332,7 +370,21 @@ static action decide(level lv, const key *k, level *next) {
       *next = L_OBJECT;
       return A_DESCEND;
     }
+    if (key_is(k, "userInfo")) {
+      *next = L_USER;
+      return A_DESCEND;
+    }
     return A_KEEP;
+  case L_USER:
+    if (key_is(k, "extra")) {
+      *next = L_EXTRA;
+      return A_DESCEND;
+    }
+    return A_KEEP;
+  case L_EXTRA:
+    /* Other authenticators' keys may be any string, "\u0000" included,
+     * which jansson refuses in a key. */
+    return key_has_prefix(k, EXTRA_PREFIX) ? A_KEEP : A_DROP;
   case L_OBJECT:
     if (key_is(k, "metadata")) {
       *next = L_META;

@@ -11,12 +11,17 @@
  *   - apiVersion, kind and request at the top;
  *   - every member of request except object and oldObject, which are cut
  *     down to metadata.namespace, metadata.uid and the two leasefence.io
- *     annotations (values of any type, so type errors are still reported);
+ *     annotations (values of any type, so type errors are still reported),
+ *     and userInfo.extra, cut down to the API server's own
+ *     "authentication.kubernetes.io/" keys;
  *   - any value that is not an object where an object was expected, as is.
- * The result is then parsed with json_loadb(JSON_REJECT_DUPLICATES) as the
- * whole body was before, so duplicate keys among the members kept are still
- * refused. What is not checked in the dropped parts: duplicate keys, and
- * numbers too large for jansson (both are the API server's own output).
+ * The result is then parsed with json_loadb(JSON_REJECT_DUPLICATES |
+ * JSON_ALLOW_NUL) as the whole body was before, so duplicate keys among the
+ * members kept are still refused. The dropped parts are checked for syntax,
+ * UTF-8 and escapes, but hold what any legal object may hold and jansson
+ * would refuse: "\u0000" in keys, numbers of any size, nesting up to
+ * LFW_PRUNE_MAX_DEPTH; duplicate keys there are not looked for (the API
+ * server's encoder never writes them).
  */
 #ifndef LFW_PRUNE_H
 #define LFW_PRUNE_H
@@ -25,8 +30,11 @@
 
 #include <stddef.h>
 
-/* Nesting limit, as jansson's parser (JSON_PARSER_MAX_DEPTH). */
-#define LFW_PRUNE_MAX_DEPTH 2048
+/* Nesting limit of the whole review: above the 10 000 levels Go's JSON
+ * decoder (and so the API server) lets into an object, plus the review's
+ * own levels around it. jansson stops at 2048, which the parts kept never
+ * come near. */
+#define LFW_PRUNE_MAX_DEPTH 10240
 
 enum {
   LFW_PRUNE_OK = 0,        /* `out` holds the projection. */

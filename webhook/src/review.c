@@ -207,12 +207,16 @@ static json_t *parse(const char *body, size_t len, lfw_buf *scratch, json_error_
 
   /* JSON_REJECT_DUPLICATES: a review with two "uid" or two "object" keys is
    * ambiguous, and reading the first while the API server used the last
-   * would decide on the wrong data. jansson also rejects invalid UTF-8, NUL
-   * in strings, and nesting deeper than 2048. */
+   * would decide on the wrong data. JSON_ALLOW_NUL: "\u0000" is legal in any
+   * string of an object; the library refuses it in the few strings it reads
+   * whole (docs/protocol.md, section 11). jansson also rejects invalid UTF-8
+   * and nesting deeper than 2048. */
+  const size_t flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL;
+
   if (scratch != NULL && lfw_prune_review(body, len, scratch) == LFW_PRUNE_OK)
-    root = json_loadb(scratch->data, scratch->len, JSON_REJECT_DUPLICATES, jerr);
+    root = json_loadb(scratch->data, scratch->len, flags, jerr);
   if (root == NULL)
-    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, jerr);
+    root = json_loadb(body, len, flags, jerr);
   return root;
 }
 
@@ -287,6 +291,17 @@ void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, 
   request = json_object_get(root, "request");
   if (json_is_object(request))
     juid = json_object_get(request, "uid");
+  /* The uid is echoed only when it is one the API server could have sent:
+   * an answer must fit its buffer, and a uid the API server did not send
+   * matches none of its requests anyway. */
+  if (json_is_string(juid) && json_string_length(juid) > LF_UID_MAX) {
+    snprintf(msg, sizeof msg,
+             "request.uid is %zu bytes; at most %d are accepted (the API server's uids are "
+             "36-character UUIDs)",
+             json_string_length(juid), LF_UID_MAX);
+    answer_text_400(out, res, msg);
+    goto out;
+  }
   if (json_is_string(juid) && json_string_length(juid) > 0 &&
       strlen(json_string_value(juid)) == json_string_length(juid))
     uid = json_string_value(juid);

@@ -202,8 +202,12 @@ typedef struct lf_request {
 /* Reads `review`, an admission.k8s.io/v1 AdmissionReview, into `out`.
  * LF_EINVAL with a precise message for a wrong apiVersion or kind, a missing
  * request or uid, a wrongly typed field, an unknown operation, an annotation
- * of ours over LF_ANNOTATION_MAX or containing NUL, more than LF_GROUPS_MAX
- * groups, or more than one pod name. `out` borrows from `review`. */
+ * of ours over LF_ANNOTATION_MAX, a NUL in a string read whole (uid, names,
+ * fieldManager, username, our annotations), more than LF_GROUPS_MAX groups,
+ * more than one pod name, or an object whose metadata.namespace is not
+ * request.namespace. A group containing NUL is left out of `groups`. `out`
+ * borrows from `review`; parse it with JSON_ALLOW_NUL, since other strings
+ * may hold NUL. */
 LF_EXPORT int lf_request_from_review(const json_t *review, lf_request *out, lf_error *err);
 
 /* ------------------------------------------------------------------------ */
