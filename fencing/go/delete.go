@@ -15,8 +15,9 @@ import (
 // options have no room for a stamp, so the webhook judges a delete by the
 // stamp stored on the object:
 //
-//  1. merge-patch the stamp onto the object (an UPDATE, fenced like any
-//     other: a stale ex-leader cannot make it);
+//  1. merge-patch the stamp onto the object, with the stamp also in the
+//     request's fieldManager (an UPDATE, fenced like any other: a stale
+//     ex-leader cannot make it);
 //  2. delete with a resourceVersion precondition equal to the version step 1
 //     produced, so exactly the stamped version is deleted. If anyone wrote
 //     the object in between, the delete fails with a Conflict (409) and
@@ -69,7 +70,7 @@ func fencedDelete(name string, uid types.UID, s Stamp, base metav1.DeleteOptions
 	if err != nil {
 		return err
 	}
-	stamped, err := patch(body, metav1.PatchOptions{DryRun: base.DryRun})
+	stamped, err := patch(body, PatchOptions(s, metav1.PatchOptions{DryRun: base.DryRun}))
 	if err != nil {
 		return fmt.Errorf("leasefence: stamping %s before deleting it: %w", name, err)
 	}

@@ -124,6 +124,8 @@ type fakeServer struct {
 	recreated   map[string]bool // re-created under the same name before the patch
 	deleteOpts  map[string]metav1.DeleteOptions
 	patchesSeen map[string][]byte
+	// patchManagers: the fieldManager of each stamping patch.
+	patchManagers map[string]string
 	patchedRVs  map[string]string
 }
 
@@ -145,7 +147,7 @@ func newFakeServer(t *testing.T, names ...string) *fakeServer {
 		FakeDynamicClient: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
 			map[schema.GroupVersionResource]string{cmGVR: "ConfigMapList"}, objs...),
 		rv: 1, patchErr: map[string]error{}, writesAfter: map[string]int{}, recreated: map[string]bool{},
-		deleteOpts: map[string]metav1.DeleteOptions{}, patchesSeen: map[string][]byte{}, patchedRVs: map[string]string{},
+		deleteOpts: map[string]metav1.DeleteOptions{}, patchesSeen: map[string][]byte{}, patchManagers: map[string]string{}, patchedRVs: map[string]string{},
 	}
 	tracker := f.Tracker()
 	f.PrependReactor("patch", "configmaps", func(a k8stesting.Action) (bool, runtime.Object, error) {
@@ -158,6 +160,7 @@ func newFakeServer(t *testing.T, names ...string) *fakeServer {
 			t.Errorf("patch type %s, want merge", p.GetPatchType())
 		}
 		f.patchesSeen[name] = p.GetPatch()
+		f.patchManagers[name] = a.(k8stesting.PatchActionImpl).PatchOptions.FieldManager
 		var patch struct {
 			Metadata struct {
 				Annotations map[string]string `json:"annotations"`
@@ -240,6 +243,10 @@ func TestDelete(t *testing.T) {
 	if string(f.patchesSeen["cm"]) != string(want) {
 		t.Errorf("patch %s, want %s", f.patchesSeen["cm"], want)
 	}
+	// The stamping write carries the stamp per request too.
+	if got := f.patchManagers["cm"]; got != testStamp.FieldManager() {
+		t.Errorf("stamping patch with fieldManager %q, want %q", got, testStamp.FieldManager())
+	}
 	o := f.deleteOpts["cm"]
 	if o.Preconditions == nil || *o.Preconditions.ResourceVersion != f.patchedRVs["cm"] ||
 		o.PropagationPolicy == nil || *o.PropagationPolicy != metav1.DeletePropagationForeground {
@@ -287,6 +294,9 @@ func TestDeleteCollection(t *testing.T) {
 		if o := f.deleteOpts[n]; o.Preconditions == nil || *o.Preconditions.ResourceVersion != f.patchedRVs[n] ||
 			o.Preconditions.UID == nil || *o.Preconditions.UID != types.UID("uid-"+n) {
 			t.Errorf("%s deleted with %+v, want the preconditions %s and uid-%s", n, o.Preconditions, f.patchedRVs[n], n)
+		}
+		if got := f.patchManagers[n]; got != testStamp.FieldManager() {
+			t.Errorf("%s stamped with fieldManager %q, want %q", n, got, testStamp.FieldManager())
 		}
 	}
 

@@ -15,9 +15,53 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
 
-// ErrNotLeader is returned (wrapped) by Lock.Stamp and StampFor when this
-// process's identity is not the holder in the last Lease record it saw.
+// ErrNotLeader matches (errors.Is) every *NotLeaderError: Lock.Stamp and
+// StampFor return one when this process must not write as the leader.
 var ErrNotLeader = errors.New("leasefence: not the leader")
+
+// NotLeaderError says why this process may not write as the leader of a
+// Lease. errors.Is(err, ErrNotLeader) is true for it; errors.As gives the
+// details.
+type NotLeaderError struct {
+	// Lease is "<namespace>/<name>".
+	Lease string
+	// Identity is this process's candidate identity.
+	Identity string
+	// Holder is the holder in the last record seen ("" for none).
+	Holder string
+	// Reason is one of the NotLeader* constants.
+	Reason string
+}
+
+// Reasons of a NotLeaderError.
+const (
+	// NotLeaderNotRead: the Lease was not read yet.
+	NotLeaderNotRead = "NotRead"
+	// NotLeaderNoHolder: the last record has no holder (never held, or
+	// released).
+	NotLeaderNoHolder = "NoHolder"
+	// NotLeaderOtherHolder: the last record names another holder.
+	NotLeaderOtherHolder = "OtherHolder"
+	// NotLeaderStopped: the elector stopped leading (it gave up renewing, or
+	// its context ended) and has not become leader again.
+	NotLeaderStopped = "StoppedLeading"
+)
+
+func (e *NotLeaderError) Error() string {
+	switch e.Reason {
+	case NotLeaderNotRead:
+		return fmt.Sprintf("%v: Lease %s not read yet", ErrNotLeader, e.Lease)
+	case NotLeaderNoHolder:
+		return fmt.Sprintf("%v: Lease %s has no holder", ErrNotLeader, e.Lease)
+	case NotLeaderStopped:
+		return fmt.Sprintf("%v: the elector of %q stopped leading Lease %s", ErrNotLeader, e.Identity, e.Lease)
+	default:
+		return fmt.Sprintf("%v: Lease %s is held by %q, not %q", ErrNotLeader, e.Lease, e.Holder, e.Identity)
+	}
+}
+
+// Is makes errors.Is(err, ErrNotLeader) true.
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
 
 // ErrNoHolder is returned (wrapped) by StampFromLease for a Lease without a
 // holder (never acquired, or released).
@@ -46,6 +90,11 @@ type Lock struct {
 	lease *coordinationv1.Lease // as last returned by the API server
 	obs   Observation
 	seen  bool
+	// stopped is set when the elector records "stopped leading" and cleared
+	// when it records "became leader": client-go's elector calls
+	// RecordEvent with exactly these texts (tools/leaderelection), which is
+	// how the Lock learns that the elector gave up without a callback.
+	stopped bool
 }
 
 var _ resourcelock.Interface = (*Lock)(nil)
@@ -53,7 +102,8 @@ var _ resourcelock.Interface = (*Lock)(nil)
 // NewLeaseLock returns a Lock on the Lease namespace/name for the candidate
 // identity (client-go and controller-runtime use "<hostname>_<uuid>"; in a
 // pod the hostname is the pod's name, which the webhook's identity check
-// relies on). recorder may be nil.
+// relies on). recorder may be nil, and can be set later with
+// SetEventRecorder.
 func NewLeaseLock(namespace, name, identity string, client coordinationv1client.LeasesGetter, recorder resourcelock.EventRecorder) *Lock {
 	return &Lock{namespace: namespace, name: name, identity: identity, client: client, recorder: recorder}
 }
@@ -91,28 +141,36 @@ func (l *Lock) Observed() (Observation, bool) {
 // Stamp returns the stamp of the term this process believes it holds: the
 // Lease uid and leaseTransitions of the last record the elector read or
 // wrote through this Lock, with this process's identity as holder. It
-// returns an error wrapping ErrNotLeader when that record names another
-// holder or none (including after a release), or when no record was seen
-// yet.
+// returns a *NotLeaderError (errors.Is(err, ErrNotLeader)) when no record
+// was seen yet, when that record names another holder or none (including
+// after a release), or when the elector stopped leading: client-go's elector
+// gives up once it could not renew within its renew deadline, and records
+// "stopped leading" through this Lock; from then on Stamp refuses until the
+// elector records "became leader" again.
 //
 // Stamp reports the elector's belief faithfully, and that belief can be
-// stale: a process that was paused still believes it leads until its next
-// read of the Lease. That is what leasefence is for: the webhook checks the
+// stale: a process that was paused still believes it leads until its
+// elector runs again. That is what leasefence is for: the webhook checks the
 // stamp against the live Lease and denies the stale write. Call Stamp just
-// before each write (it is cheap) rather than keeping a stamp around, and
-// stop writing when the elector's OnStoppedLeading runs.
+// before each write (it is cheap) rather than keeping a stamp around.
 func (l *Lock) Stamp() (Stamp, error) {
 	l.mu.Lock()
-	obs, seen := l.obs, l.seen
+	obs, seen, stopped := l.obs, l.seen, l.stopped
 	l.mu.Unlock()
-	if !seen {
-		return Stamp{}, fmt.Errorf("%w: Lease %s/%s not read yet", ErrNotLeader, l.namespace, l.name)
-	}
-	if obs.Holder != l.identity {
-		if obs.Holder == "" {
-			return Stamp{}, fmt.Errorf("%w: Lease %s/%s has no holder", ErrNotLeader, l.namespace, l.name)
-		}
-		return Stamp{}, fmt.Errorf("%w: Lease %s/%s is held by %q, not %q", ErrNotLeader, l.namespace, l.name, obs.Holder, l.identity)
+	nl := &NotLeaderError{Lease: l.Describe(), Identity: l.identity, Holder: obs.Holder}
+	switch {
+	case !seen:
+		nl.Reason = NotLeaderNotRead
+		return Stamp{}, nl
+	case obs.Holder == "":
+		nl.Reason = NotLeaderNoHolder
+		return Stamp{}, nl
+	case obs.Holder != l.identity:
+		nl.Reason = NotLeaderOtherHolder
+		return Stamp{}, nl
+	case stopped:
+		nl.Reason = NotLeaderStopped
+		return Stamp{}, nl
 	}
 	s := Stamp{Term: obs.Term, LeaseUID: obs.LeaseUID, Holder: l.identity}
 	if err := s.Validate(); err != nil {
@@ -214,21 +272,39 @@ func (l *Lock) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord
 }
 
 // RecordEvent records a leader election event on the Lease, as
-// resourcelock.LeaseLock.RecordEvent.
+// resourcelock.LeaseLock.RecordEvent. client-go's elector calls it with
+// "became leader" after acquiring and "stopped leading" when it gives up;
+// the Lock follows both (see Stamp) whether or not it has a recorder.
 func (l *Lock) RecordEvent(s string) {
-	if l.recorder == nil {
-		return
-	}
 	l.mu.Lock()
+	switch s {
+	case "stopped leading":
+		l.stopped = true
+	case "became leader":
+		l.stopped = false
+	}
+	recorder := l.recorder
 	meta := metav1.ObjectMeta{Namespace: l.namespace, Name: l.name}
 	if l.lease != nil {
 		meta = *l.lease.ObjectMeta.DeepCopy()
 	}
 	l.mu.Unlock()
+	if recorder == nil {
+		return
+	}
 	subject := &coordinationv1.Lease{ObjectMeta: meta}
 	subject.Kind = "Lease"
 	subject.APIVersion = coordinationv1.SchemeGroupVersion.String()
-	l.recorder.Eventf(subject, corev1.EventTypeNormal, "LeaderElection", "%s", fmt.Sprintf("%v %v", l.identity, s))
+	recorder.Eventf(subject, corev1.EventTypeNormal, "LeaderElection", "%s", fmt.Sprintf("%v %v", l.identity, s))
+}
+
+// SetEventRecorder sets (or, with nil, removes) the recorder of leader
+// election events, for a recorder that exists only after the Lock (a
+// controller-runtime manager's, say). Safe to call while the elector runs.
+func (l *Lock) SetEventRecorder(recorder resourcelock.EventRecorder) {
+	l.mu.Lock()
+	l.recorder = recorder
+	l.mu.Unlock()
 }
 
 // Describe returns "<namespace>/<name>" of the Lease.
@@ -261,15 +337,19 @@ func StampFromLease(lease *coordinationv1.Lease) (Stamp, error) {
 	return s, nil
 }
 
-// StampFor is StampFromLease for the candidate identity: it returns an error
-// wrapping ErrNotLeader when lease is not held by identity.
+// StampFor is StampFromLease for the candidate identity: it returns a
+// *NotLeaderError when lease is not held by identity.
 func StampFor(lease *coordinationv1.Lease, identity string) (Stamp, error) {
 	if lease == nil {
 		return Stamp{}, errors.New("leasefence: no Lease")
 	}
 	o := observationOf(lease)
 	if o.Holder != identity {
-		return Stamp{}, fmt.Errorf("%w: Lease %s/%s is held by %q, not %q", ErrNotLeader, lease.Namespace, lease.Name, o.Holder, identity)
+		reason := NotLeaderOtherHolder
+		if o.Holder == "" {
+			reason = NotLeaderNoHolder
+		}
+		return Stamp{}, &NotLeaderError{Lease: lease.Namespace + "/" + lease.Name, Identity: identity, Holder: o.Holder, Reason: reason}
 	}
 	return StampFromLease(lease)
 }

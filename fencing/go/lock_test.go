@@ -87,6 +87,77 @@ func wantNotLeader(t *testing.T, l *Lock) {
 	}
 }
 
+// wantNotLeaderReason checks the typed error and its reason.
+func wantNotLeaderReason(t *testing.T, l *Lock, reason string) {
+	t.Helper()
+	_, err := l.Stamp()
+	var nl *NotLeaderError
+	if !errors.As(err, &nl) || nl.Reason != reason || nl.Identity != l.Identity() || nl.Lease != l.Describe() {
+		t.Fatalf("%s: Stamp() error %#v, want a *NotLeaderError for %s with reason %s", l.Identity(), err, l.Describe(), reason)
+	}
+}
+
+// TestLockLearnsWhenTheElectorStops: client-go's elector records "stopped
+// leading" through the Lock when it gives up renewing (or its context
+// ends), and "became leader" when it acquires; Stamp follows both, with no
+// callback to wire.
+func TestLockLearnsWhenTheElectorStops(t *testing.T) {
+	cs := newFakeClient(t)
+	l := NewLeaseLock(testNS, testName, "a", cs.CoordinationV1(), nil)
+	wantNotLeaderReason(t, l, NotLeaderNotRead)
+	if err := l.Create(context.Background(), electionRecord("a", 0, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	l.RecordEvent("became leader")
+	before, err := l.Stamp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another process takes the Lease while this one's elector has not run
+	// (a paused process): Stamp still reports the stale belief, which is the
+	// webhook's to deny.
+	other := NewLeaseLock(testNS, testName, "b", cs.CoordinationV1(), nil)
+	if _, _, err := other.Get(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Update(context.Background(), electionRecord("b", 1, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	wantStamp(t, l, before)
+	l.RecordEvent("stopped leading")
+	wantNotLeaderReason(t, l, NotLeaderStopped)
+	// The elector acquires again (term 2).
+	if _, _, err := l.Get(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Update(context.Background(), electionRecord("a", 2, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	wantNotLeaderReason(t, l, NotLeaderStopped) // until it records "became leader"
+	l.RecordEvent("became leader")
+	if _, err := l.Stamp(); err != nil {
+		t.Fatal(err)
+	}
+	// The recorder can be set once the Lock exists, and sees the events.
+	rec := record.NewFakeRecorder(1)
+	l.SetEventRecorder(rec)
+	l.RecordEvent("stopped leading")
+	if got := <-rec.Events; got != "Normal LeaderElection a stopped leading" {
+		t.Fatalf("event %q", got)
+	}
+	if err := l.Update(context.Background(), electionRecord("", 0, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	wantNotLeaderReason(t, l, NotLeaderNoHolder)
+	if err := l.Update(context.Background(), electionRecord("b", 3, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	wantNotLeaderReason(t, l, NotLeaderOtherHolder)
+	if !errors.Is(fmt.Errorf("wrapped: %w", func() error { _, err := l.Stamp(); return err }()), ErrNotLeader) {
+		t.Fatal("a wrapped *NotLeaderError does not match ErrNotLeader")
+	}
+}
+
 func TestLockFollowsTheLease(t *testing.T) {
 	ctx := context.Background()
 	cs := newFakeClient(t)
@@ -418,14 +489,14 @@ func TestLockWithLeaderElector(t *testing.T) {
 		t.Fatalf("stored Lease: %+v", got.Spec)
 	}
 
-	// b has not read the Lease since: its belief is stale, and Stamp reports
-	// it faithfully (the webhook denies b's writes as StaleTerm).
-	wantStamp(t, b, Stamp{Term: 1, LeaseUID: uid, Holder: "b"})
-	// On its next read b learns it is no longer the leader.
+	// b's elector stopped: Stamp refuses although b's last record named b
+	// in term 1.
+	wantNotLeaderReason(t, b, NotLeaderStopped)
+	// On its next read b sees the new holder.
 	if _, _, err := b.Get(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	wantNotLeader(t, b)
+	wantNotLeaderReason(t, b, NotLeaderOtherHolder)
 	ea2.stop()
 	wantNotLeader(t, a)
 }
