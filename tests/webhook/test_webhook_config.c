@@ -245,6 +245,40 @@ static void test_file_source(void **state) {
     }
   }
 
+  /* A Lease of another namespace, or of another name, in NS/NAME.json is
+   * refused, not used as NS/NAME. */
+  {
+    static const struct {
+      const char *meta;
+      const char *says; /* NULL: accepted */
+    } files[] = {
+        {"{\"uid\":\"u\",\"name\":\"ctrl\",\"namespace\":\"other\"}",
+         "holds Lease other/ctrl, not default/ctrl"},
+        {"{\"uid\":\"u\",\"name\":\"ctrl2\",\"namespace\":\"default\"}",
+         "holds Lease default/ctrl2, not default/ctrl"},
+        {"{\"uid\":\"u\",\"name\":\"ctrl\",\"namespace\":\"default\"}", NULL},
+    };
+    char text[512];
+    size_t k;
+
+    for (k = 0; k < sizeof files / sizeof files[0]; k++) {
+      snprintf(text, sizeof text,
+               "{\"metadata\":%s,\"spec\":{\"holderIdentity\":\"e_5\",\"leaseTransitions\":9}}",
+               files[k].meta);
+      write_file(path, text);
+      memset(&err, 0, sizeof err);
+      if (files[k].says == NULL) {
+        assert_int_equal(src.get(src.ctx, &ref, 0, 0, &lease, &err), LF_OK);
+        assert_string_equal(lease.ref.ns, "default");
+        assert_string_equal(lease.ref.name, "ctrl");
+      } else {
+        assert_int_equal(src.get(src.ctx, &ref, 0, 0, &lease, &err), LF_EINVAL);
+        if (!lft_contains(err.text, files[k].says))
+          fail_msg("%s: \"%s\"", files[k].meta, err.text);
+      }
+    }
+  }
+
   /* A name that would leave the directory is refused, not looked up. */
   strcpy(ref.name, "../x");
   assert_int_equal(src.get(src.ctx, &ref, 0, 0, &lease, &err), LF_EINVAL);

@@ -229,11 +229,12 @@ static int file_get(void *ctx, const lf_lease_ref *ref, unsigned flags, int64_t 
     rc = set_err(err, LF_EINVAL, "malformed Lease in %s: %s", path, perr.text);
     goto out;
   }
-  /* The library fills ref from metadata; a file under the wrong name is an
-   * operator's mistake worth saying clearly rather than fencing by it. */
-  if (out->ref.name[0] != '\0' && strcmp(out->ref.name, ref->name) != 0) {
-    rc = set_err(err, LF_EINVAL, "%s holds Lease \"%s\", not \"%s\"", path, out->ref.name,
-                 ref->name);
+  /* The library fills ref from metadata (both required); a file under the
+   * wrong name or in the wrong namespace's directory is an operator's
+   * mistake worth saying clearly rather than fencing by another Lease. */
+  if (strcmp(out->ref.name, ref->name) != 0 || strcmp(out->ref.ns, ref->ns) != 0) {
+    rc = set_err(err, LF_EINVAL, "%s holds Lease %s/%s, not %s/%s", path, out->ref.ns,
+                 out->ref.name, ref->ns, ref->name);
     goto out;
   }
   if (cacheable)
