@@ -27,6 +27,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <netinet/in.h>
@@ -264,7 +265,12 @@ static double metric(const server *s, const char *series) {
 /* ------------------------------------------------------------------------ */
 /* The server process                                                        */
 
-static void start_server(server *s, const char *const *extra) {
+/* The directory of the serving pair (tls.crt, tls.key) the next server
+ * starts with; NULL: DIR/certs. */
+static const char *serving_dir;
+
+/* Starts the server without waiting for it. */
+static void spawn_server(server *s, const char *const *extra) {
   const char *argv[64];
   char *wrapper = NULL;
   char cert[512];
@@ -273,7 +279,6 @@ static void start_server(server *s, const char *const *extra) {
   char port[16];
   char hport[16];
   int argc = 0;
-  int64_t deadline;
   const char *w = getenv("LFW_TEST_WRAPPER");
   char *save = NULL;
   char *tok;
@@ -282,8 +287,13 @@ static void start_server(server *s, const char *const *extra) {
   s->port = free_port();
   s->hport = free_port();
   snprintf(s->log, sizeof s->log, "%s/server-%d.log", dir, ++instance);
-  snprintf(cert, sizeof cert, "%s/certs/tls.crt", dir);
-  snprintf(key, sizeof key, "%s/certs/tls.key", dir);
+  if (serving_dir != NULL) {
+    snprintf(cert, sizeof cert, "%s/tls.crt", serving_dir);
+    snprintf(key, sizeof key, "%s/tls.key", serving_dir);
+  } else {
+    snprintf(cert, sizeof cert, "%s/certs/tls.crt", dir);
+    snprintf(key, sizeof key, "%s/certs/tls.key", dir);
+  }
   snprintf(leases, sizeof leases, "file:%s/leases", dir);
   snprintf(port, sizeof port, "%d", s->port);
   snprintf(hport, sizeof hport, "%d", s->hport);
@@ -321,6 +331,12 @@ static void start_server(server *s, const char *const *extra) {
     _exit(127);
   }
   free(wrapper);
+}
+
+static void start_server(server *s, const char *const *extra) {
+  int64_t deadline;
+
+  spawn_server(s, extra);
   /* Poll /readyz until it answers 200, or the process dies. */
   deadline = mono_ms() + 20000 * slow;
   for (;;) {
@@ -1618,6 +1634,157 @@ static void test_legal_strings(void **state) {
   json_decref(fresh);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Certificate validity                                                      */
+
+/* Writes a self-signed ECDSA pair valid from `nb` to `na` into DIR/tls.key
+ * and DIR/tls.crt (each through a rename, key first, as tools do). */
+static void make_pair(const char *d, time_t nb, time_t na) {
+  gnutls_x509_privkey_t key;
+  gnutls_x509_crt_t crt;
+  gnutls_datum_t pem = {NULL, 0};
+  unsigned char serial[16];
+  char path[600];
+  char tmp[610];
+
+  assert_int_equal(gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof serial), 0);
+  serial[0] &= 0x7f; /* Positive. */
+  assert_int_equal(gnutls_x509_privkey_init(&key), 0);
+  assert_int_equal(gnutls_x509_privkey_generate(
+                       key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0),
+                   0);
+  assert_int_equal(gnutls_x509_crt_init(&crt), 0);
+  assert_int_equal(gnutls_x509_crt_set_version(crt, 3), 0);
+  assert_int_equal(gnutls_x509_crt_set_serial(crt, serial, sizeof serial), 0);
+  assert_int_equal(gnutls_x509_crt_set_activation_time(crt, nb), 0);
+  assert_int_equal(gnutls_x509_crt_set_expiration_time(crt, na), 0);
+  assert_int_equal(
+      gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, "leasefence-test", 15), 0);
+  assert_int_equal(gnutls_x509_crt_set_key(crt, key), 0);
+  assert_int_equal(gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0), 0);
+  mkdir(d, 0755);
+  assert_int_equal(
+      gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN, &pem),
+      0);
+  snprintf(path, sizeof path, "%s/tls.key", d);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  write_file(tmp, (const char *)pem.data, pem.size);
+  assert_int_equal(rename(tmp, path), 0);
+  gnutls_free(pem.data);
+  assert_int_equal(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &pem), 0);
+  snprintf(path, sizeof path, "%s/tls.crt", d);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  write_file(tmp, (const char *)pem.data, pem.size);
+  assert_int_equal(rename(tmp, path), 0);
+  gnutls_free(pem.data);
+  gnutls_x509_crt_deinit(crt);
+  gnutls_x509_privkey_deinit(key);
+}
+
+/* A server started with the pair in `d` must exit with status 2 and say
+ * `needle`. */
+static void expect_refused_at_start(const char *d, const char *needle) {
+  server s;
+  int64_t deadline = mono_ms() + 20000 * slow;
+  int status = 0;
+  char cmd[1200];
+
+  serving_dir = d;
+  spawn_server(&s, NULL);
+  serving_dir = NULL;
+  while (waitpid(s.pid, &status, WNOHANG) == 0) {
+    if (mono_ms() > deadline) {
+      kill(s.pid, SIGKILL);
+      waitpid(s.pid, &status, 0);
+      fail_msg("the server started with a certificate it must refuse");
+    }
+    pause_ms(20);
+  }
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 2);
+  snprintf(cmd, sizeof cmd, "grep -q '%s' %s", needle, s.log);
+  if (system(cmd) != 0)
+    fail_msg("the server's log does not say \"%s\"", needle);
+}
+
+/* An expired or not yet valid certificate is refused at start and on
+ * reload (the old one keeps serving, the failure is counted); one only a
+ * few seconds early is taken once valid; the metric shows the notAfter of
+ * the one in use; /readyz is 503 once the one in use expired. */
+static void test_cert_validity(void **state) {
+  char d[256];
+  char crt[300];
+  char before[130];
+  char now_serial[130];
+  char want[130];
+  server s;
+  const time_t now = time(NULL);
+  const time_t soon = 3 * slow; /* Seconds a short-lived or early pair is off. */
+  double failures0;
+  double successes0;
+  int64_t deadline;
+  http_resp r;
+
+  (void)state;
+  snprintf(d, sizeof d, "%s/certs-validity", dir);
+  snprintf(crt, sizeof crt, "%s/tls.crt", d);
+
+  /* At start. */
+  make_pair(d, now - 2 * 86400, now - 86400);
+  expect_refused_at_start(d, "expired at");
+  make_pair(d, now + 3600, now + 7200);
+  expect_refused_at_start(d, "is not valid before");
+
+  /* A valid pair; its notAfter is the metric. */
+  make_pair(d, now - 60, now + 3600);
+  serving_dir = d;
+  start_server(&s, NULL);
+  serving_dir = NULL;
+  assert_true(metric(&s, "leasefence_serving_certificate_expiry_timestamp_seconds") ==
+              (double)(now + 3600));
+  served_serial(s.port, before, sizeof before);
+
+  /* An expired pair on reload: refused, counted, the old one serves. */
+  failures0 = metric(&s, "leasefence_certificate_reloads_total{result=\"failure\"}");
+  successes0 = metric(&s, "leasefence_certificate_reloads_total{result=\"success\"}");
+  make_pair(d, now - 2 * 86400, now - 86400);
+  await_metric(&s, "leasefence_certificate_reloads_total{result=\"failure\"}", failures0 + 1);
+  served_serial(s.port, now_serial, sizeof now_serial);
+  assert_string_equal(now_serial, before);
+  assert_true(metric(&s, "leasefence_certificate_reloads_total{result=\"success\"}") == successes0);
+  assert_true(metric(&s, "leasefence_serving_certificate_expiry_timestamp_seconds") ==
+              (double)(now + 3600));
+  {
+    char cmd[1200];
+
+    snprintf(cmd, sizeof cmd, "grep -q 'certificate reload failed.*expired at' %s", s.log);
+    assert_int_equal(system(cmd), 0);
+  }
+
+  /* A pair valid a few seconds from now: refused until then, then taken,
+   * without another change on disk. It expires a few seconds later, and
+   * the server is no longer ready. */
+  make_pair(d, time(NULL) + soon, time(NULL) + 2 * soon);
+  file_serial(crt, want, sizeof want);
+  await_metric(&s, "leasefence_certificate_reloads_total{result=\"failure\"}", failures0 + 2);
+  await_metric(&s, "leasefence_certificate_reloads_total{result=\"success\"}", successes0 + 1);
+  served_serial(s.port, now_serial, sizeof now_serial);
+  assert_string_equal(now_serial, want);
+  deadline = mono_ms() + (4 * soon + 20 * slow) * 1000;
+  for (;;) {
+    health_get(&s, "/readyz", &r);
+    if (r.status == 503)
+      break;
+    resp_free(&r);
+    if (mono_ms() > deadline)
+      fail_msg("/readyz stayed ready with an expired certificate");
+    pause_ms(50);
+  }
+  assert_true(lft_contains(r.body, "expired at"));
+  resp_free(&r);
+  assert_int_equal(stop_server(&s), 0);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_vectors_https),      cmocka_unit_test(test_bad_requests),
@@ -1626,6 +1793,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_health_and_metrics), cmocka_unit_test(test_tls_versions),
       cmocka_unit_test(test_client_ca),          cmocka_unit_test(test_sigterm_inflight),
       cmocka_unit_test(test_denial_events),      cmocka_unit_test(test_legal_strings),
+      cmocka_unit_test(test_cert_validity),
   };
   const char *v;
   int rc;

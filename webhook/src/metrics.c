@@ -20,7 +20,8 @@ static atomic_uint_fast64_t requests[LFW_OP_COUNT][LFW_D_COUNT][LFW_R_TOTAL];
 static atomic_uint_fast64_t hist[N_BUCKETS + 1]; /* Last: above every bound. */
 static atomic_uint_fast64_t hist_sum_us;
 static atomic_int_fast64_t inflight;
-static atomic_uint_fast64_t reloads[2]; /* [0] failure, [1] success */
+static atomic_uint_fast64_t reloads[2];    /* [0] failure, [1] success */
+static atomic_int_fast64_t cert_not_after; /* 0 until a certificate is loaded. */
 static atomic_uint_fast64_t events[LFW_EV_COUNT];
 
 const char *lfw_reason_label(int reason) {
@@ -112,6 +113,10 @@ static void render_events(lfw_buf *out) {
                  (unsigned long long)lfw_metrics_event_value(LFW_EV_PATCH_FAILED));
 }
 
+void lfw_metrics_cert_expiry(int64_t not_after) {
+  atomic_store_explicit(&cert_not_after, not_after, memory_order_relaxed);
+}
+
 int lfw_metrics_render(lfw_buf *out) {
   uint64_t cum = 0;
   size_t b;
@@ -166,6 +171,12 @@ int lfw_metrics_render(lfw_buf *out) {
                  (unsigned long long)atomic_load_explicit(&reloads[1], memory_order_relaxed),
                  (unsigned long long)atomic_load_explicit(&reloads[0], memory_order_relaxed));
   render_events(out);
+  lfw_buf_printf(out,
+                 "# HELP leasefence_serving_certificate_expiry_timestamp_seconds notAfter of "
+                 "the serving certificate in use, in seconds since the epoch.\n"
+                 "# TYPE leasefence_serving_certificate_expiry_timestamp_seconds gauge\n"
+                 "leasefence_serving_certificate_expiry_timestamp_seconds %lld\n",
+                 (long long)atomic_load_explicit(&cert_not_after, memory_order_relaxed));
   lfw_buf_printf(out,
                  "# HELP leasefence_build_info The webhook's version.\n"
                  "# TYPE leasefence_build_info gauge\n"

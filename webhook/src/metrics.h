@@ -58,6 +58,8 @@ void lfw_metrics_request(int op, lfw_decision_label decision, int reason, int64_
 void lfw_metrics_inflight_add(int delta);
 int64_t lfw_metrics_inflight(void);
 void lfw_metrics_cert_reload(bool ok);
+/* The serving certificate's notAfter, in seconds since the epoch. */
+void lfw_metrics_cert_expiry(int64_t not_after);
 
 /* Appends the whole exposition to `out`. 0, or -1 if `out` overflowed. */
 int lfw_metrics_render(lfw_buf *out);

@@ -339,6 +339,8 @@ static bool is_ready(lfw_server *s, char *why, size_t why_size) {
     snprintf(why, why_size, "no serving certificate loaded");
     return false;
   }
+  if (!lfw_tls_ready(s->tls, why, why_size))
+    return false;
   if (src == NULL || src->ready == NULL) {
     snprintf(why, why_size, "no Lease source");
     return false;

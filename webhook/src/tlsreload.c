@@ -26,6 +26,8 @@ struct lfw_tls_pair {
   unsigned n_pcert;
   gnutls_privkey_t key;
   char serial[2 * 64 + 1];
+  time_t not_before; /* The leaf's validity, for readiness and the metric. */
+  time_t not_after;
 };
 
 /* What stat says about the two files; any change means "try a reload". */
@@ -53,6 +55,7 @@ struct lfw_tls {
   file_sig loaded;    /* Signature of the files the current pair came from. */
   file_sig attempted; /* Signature last tried and refused. */
   int attempts;       /* Failed attempts at `attempted`. */
+  bool retry;         /* `attempted` is only not valid yet: try it on every poll. */
 };
 
 static void set_err(char *err, size_t err_size, const char *fmt, ...)
@@ -179,8 +182,41 @@ out:
   return rc;
 }
 
-static int load_pair(const char *cert_file, const char *key_file, lfw_tls_pair **out, char *err,
-                     size_t err_size) {
+/* RFC 3339 in UTC, for messages. */
+static void utc_text(time_t t, char *buf, size_t size) {
+  struct tm tm;
+
+  if (gmtime_r(&t, &tm) == NULL || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+    snprintf(buf, size, "%lld", (long long)t);
+}
+
+/* Is the leaf valid at `now`? A certificate the API server would refuse is
+ * refused here too: serving it would fail every call. */
+static int check_validity(const lfw_tls_pair *p, const char *cert_file, time_t now, bool *not_yet,
+                          char *err, size_t err_size) {
+  char when[64];
+
+  *not_yet = false;
+  if (now >= p->not_after) {
+    utc_text(p->not_after, when, sizeof when);
+    set_err(err, err_size, "%s: the certificate (serial %s) expired at %s", cert_file, p->serial,
+            when);
+    return -1;
+  }
+  if (now < p->not_before) {
+    utc_text(p->not_before, when, sizeof when);
+    set_err(err, err_size, "%s: the certificate (serial %s) is not valid before %s", cert_file,
+            p->serial, when);
+    *not_yet = true;
+    return -1;
+  }
+  return 0;
+}
+
+/* Loads and checks one pair. `*not_yet` tells a refusal that time alone
+ * will lift (a certificate issued a moment ahead of this clock). */
+static int load_pair(const char *cert_file, const char *key_file, lfw_tls_pair **out, bool *not_yet,
+                     char *err, size_t err_size) {
   gnutls_datum_t cert = {NULL, 0};
   gnutls_datum_t key = {NULL, 0};
   gnutls_x509_crt_t crt = NULL;
@@ -192,6 +228,7 @@ static int load_pair(const char *cert_file, const char *key_file, lfw_tls_pair *
   int rc = -1;
 
   *out = NULL;
+  *not_yet = false;
   if (read_file(cert_file, &cert, err, err_size) != 0 ||
       read_file(key_file, &key, err, err_size) != 0)
     goto out;
@@ -216,13 +253,26 @@ static int load_pair(const char *cert_file, const char *key_file, lfw_tls_pair *
   }
   if (check_match(p, err, err_size) != 0)
     goto out;
+  grc = gnutls_x509_crt_init(&crt);
+  if (grc >= 0)
+    grc = gnutls_x509_crt_import(crt, &p->pcert[0].cert, GNUTLS_X509_FMT_DER);
+  if (grc < 0) {
+    set_err(err, err_size, "%s: cannot read the certificate: %s", cert_file, gnutls_strerror(grc));
+    goto out;
+  }
   /* The leaf's serial, for logs and for tests that watch a rotation. */
-  if (gnutls_x509_crt_init(&crt) >= 0 &&
-      gnutls_x509_crt_import(crt, &p->pcert[0].cert, GNUTLS_X509_FMT_DER) >= 0 &&
-      gnutls_x509_crt_get_serial(crt, serial, &serial_len) >= 0) {
+  if (gnutls_x509_crt_get_serial(crt, serial, &serial_len) >= 0) {
     for (i = 0; i < serial_len; i++)
       snprintf(p->serial + 2 * i, 3, "%02X", serial[i]);
   }
+  p->not_before = gnutls_x509_crt_get_activation_time(crt);
+  p->not_after = gnutls_x509_crt_get_expiration_time(crt);
+  if (p->not_before == (time_t)-1 || p->not_after == (time_t)-1) {
+    set_err(err, err_size, "%s: the certificate's validity cannot be read", cert_file);
+    goto out;
+  }
+  if (check_validity(p, cert_file, time(NULL), not_yet, err, err_size) != 0)
+    goto out;
   atomic_init(&p->refs, 1);
   *out = p;
   p = NULL;
@@ -277,15 +327,16 @@ static void poll_once(lfw_tls *tls) {
   stat_files(tls, &now);
   if (sig_equal(&now, &tls->loaded))
     return;
-  if (sig_equal(&now, &tls->attempted) && tls->attempts >= 2)
+  if (sig_equal(&now, &tls->attempted) && tls->attempts >= 2 && !tls->retry)
     return; /* Already refused twice; wait for the next change. */
   if (!sig_equal(&now, &tls->attempted)) {
     tls->attempted = now;
     tls->attempts = 0;
   }
-  if (load_pair(tls->cert_file, tls->key_file, &fresh, err, sizeof err) != 0) {
-    tls->attempts++;
-    if (tls->attempts >= 2) {
+  if (load_pair(tls->cert_file, tls->key_file, &fresh, &tls->retry, err, sizeof err) != 0) {
+    /* Counted and logged once per change on disk; a pair that is only not
+     * valid yet is tried again on every poll until it is. */
+    if (++tls->attempts == 2) {
       lfw_metrics_cert_reload(false);
       lfw_log_json(LFW_LOG_ERROR, "certificate reload failed; keeping the current certificate",
                    json_pack("{s:s}", "error", err));
@@ -299,9 +350,12 @@ static void poll_once(lfw_tls *tls) {
   lfw_tls_pair_release(old);
   tls->loaded = now;
   tls->attempts = 0;
+  tls->retry = false;
   lfw_metrics_cert_reload(true);
+  lfw_metrics_cert_expiry((int64_t)fresh->not_after);
   lfw_log_json(LFW_LOG_INFO, "certificate reloaded",
-               json_pack("{s:s,s:s}", "cert_file", tls->cert_file, "serial", fresh->serial));
+               json_pack("{s:s,s:s,s:I}", "cert_file", tls->cert_file, "serial", fresh->serial,
+                         "not_after", (json_int_t)fresh->not_after));
 }
 
 static void *watch_main(void *arg) {
@@ -335,6 +389,7 @@ int lfw_tls_open(const char *cert_file, const char *key_file, lfw_tls **out, cha
                  size_t err_size) {
   lfw_tls *tls = NULL;
   pthread_condattr_t ca;
+  bool not_yet;
   int rc = -1;
 
   *out = NULL;
@@ -359,16 +414,27 @@ int lfw_tls_open(const char *cert_file, const char *key_file, lfw_tls **out, cha
   /* The signature is taken before the load, so a change that races with the
    * load is seen on the first poll. */
   stat_files(tls, &tls->loaded);
-  if (load_pair(cert_file, key_file, &tls->current, err, err_size) != 0)
+  if (load_pair(cert_file, key_file, &tls->current, &not_yet, err, err_size) != 0)
     goto out;
+  lfw_metrics_cert_expiry((int64_t)tls->current->not_after);
   lfw_log_json(LFW_LOG_INFO, "certificate loaded",
-               json_pack("{s:s,s:s}", "cert_file", cert_file, "serial", tls->current->serial));
+               json_pack("{s:s,s:s,s:I}", "cert_file", cert_file, "serial", tls->current->serial,
+                         "not_after", (json_int_t)tls->current->not_after));
   *out = tls;
   tls = NULL;
   rc = 0;
 out:
   lfw_tls_close(&tls);
   return rc;
+}
+
+bool lfw_tls_ready(lfw_tls *tls, char *why, size_t why_size) {
+  lfw_tls_pair *p = lfw_tls_acquire(tls);
+  bool not_yet;
+  bool ok = check_validity(p, tls->cert_file, time(NULL), &not_yet, why, why_size) == 0;
+
+  lfw_tls_pair_release(p);
+  return ok;
 }
 
 int lfw_tls_watch(lfw_tls *tls, int64_t interval_us) {

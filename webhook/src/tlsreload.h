@@ -9,11 +9,14 @@
  *
  * A watcher thread polls the two files' device, inode, size and mtime (stat
  * follows symlinks, which is what a Secret volume's atomic swap changes) and
- * loads the pair when any of them moved. A pair that does not load, or whose
- * key does not match its certificate, is refused: the old pair stays, and
- * the failure is logged and counted. One failed attempt is retried on the
- * next poll before it counts, because tools replace the two files one after
- * the other and the first poll may see a new certificate with the old key.
+ * loads the pair when any of them moved. A pair that does not load, whose
+ * key does not match its certificate, or whose certificate has expired or is
+ * not valid yet, is refused: the old pair stays, and the failure is logged
+ * and counted. One failed attempt is retried on the next poll before it
+ * counts, because tools replace the two files one after the other and the
+ * first poll may see a new certificate with the old key. A certificate that
+ * is only not valid yet (issued by a clock a little ahead of ours) is tried
+ * again on every poll and taken once it is valid.
  */
 #ifndef LFW_TLSRELOAD_H
 #define LFW_TLSRELOAD_H
@@ -27,10 +30,15 @@ typedef struct lfw_tls lfw_tls;
 typedef struct lfw_tls_pair lfw_tls_pair;
 
 /* Loads the pair from the two PEM files (the certificate file may hold the
- * chain, leaf first). On failure returns -1 with a sentence in `err`, and
- * `*out` stays NULL. The paths are copied. */
+ * chain, leaf first). A certificate that has expired or is not valid yet is
+ * refused. On failure returns -1 with a sentence in `err`, and `*out` stays
+ * NULL. The paths are copied. */
 int lfw_tls_open(const char *cert_file, const char *key_file, lfw_tls **out, char *err,
                  size_t err_size);
+
+/* Whether the current certificate is valid now; when not (it expired while
+ * served, nothing valid replaced it), false with a sentence in `why`. */
+bool lfw_tls_ready(lfw_tls *tls, char *why, size_t why_size);
 
 /* Starts the watcher thread, polling every `interval_us`. 0 or -1. */
 int lfw_tls_watch(lfw_tls *tls, int64_t interval_us);
