@@ -96,16 +96,16 @@ func everyWrite(t *testing.T, k kind) {
 		case "dcs":
 			set = "stale"
 		}
-		_, err := res.Create(ctx, k.object(n, set, &old), metav1.CreateOptions{})
+		_, err := res.Create(ctx, k.object(n, set, &old), fencing.CreateOptions(old, metav1.CreateOptions{}))
 		admitted(t, "create "+n+" (current)", err)
 	}
 
 	cur := e.setLease("ctrl-w_two", 2) // old is now a term behind
 
 	// CREATE
-	_, err := res.Create(ctx, k.object("new", "plain", &old), metav1.CreateOptions{})
+	_, err := res.Create(ctx, k.object("new", "plain", &old), fencing.CreateOptions(old, metav1.CreateOptions{}))
 	denied(t, "create, stale", err, "StaleTerm")
-	_, err = res.Create(ctx, k.object("new", "plain", &cur), metav1.CreateOptions{})
+	_, err = res.Create(ctx, k.object("new", "plain", &cur), fencing.CreateOptions(cur, metav1.CreateOptions{}))
 	admitted(t, "create, current", err)
 
 	// UPDATE (read-modify-write)
@@ -118,7 +118,7 @@ func everyWrite(t *testing.T, k kind) {
 		a := o.GetAnnotations()
 		a[harness.AnnotationStamp] = s.String()
 		o.SetAnnotations(a)
-		_, err = res.Update(ctx, o, metav1.UpdateOptions{})
+		_, err = res.Update(ctx, o, fencing.UpdateOptions(s, metav1.UpdateOptions{}))
 		return err
 	}
 	denied(t, "update, stale", update(old, "1"), "StaleTerm")
@@ -130,7 +130,7 @@ func everyWrite(t *testing.T, k kind) {
 		if err != nil {
 			return err
 		}
-		_, err = res.Patch(ctx, "merge", types.MergePatchType, p, metav1.PatchOptions{})
+		_, err = res.Patch(ctx, "merge", types.MergePatchType, p, fencing.PatchOptions(s, metav1.PatchOptions{}))
 		return err
 	}
 	denied(t, "merge patch, stale", merge(old, "1"), "StaleTerm")
@@ -141,7 +141,7 @@ func everyWrite(t *testing.T, k kind) {
 		if err != nil {
 			return err
 		}
-		_, err = res.Patch(ctx, "json", types.JSONPatchType, p, metav1.PatchOptions{})
+		_, err = res.Patch(ctx, "json", types.JSONPatchType, p, fencing.PatchOptions(s, metav1.PatchOptions{}))
 		return err
 	}
 	denied(t, "JSON patch, stale", jsonPatch(old, "1"), "StaleTerm")
@@ -153,7 +153,7 @@ func everyWrite(t *testing.T, k kind) {
 			if err != nil {
 				return err
 			}
-			_, err = res.Patch(ctx, "smp", types.StrategicMergePatchType, p, metav1.PatchOptions{})
+			_, err = res.Patch(ctx, "smp", types.StrategicMergePatchType, p, fencing.PatchOptions(s, metav1.PatchOptions{}))
 			return err
 		}
 		denied(t, "strategic merge patch, stale", smp(old, "1"), "StaleTerm")
@@ -168,7 +168,7 @@ func everyWrite(t *testing.T, k kind) {
 		if err != nil {
 			return err
 		}
-		_, err = res.Patch(ctx, "ssa", types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: "ctrl", Force: ptrTrue()})
+		_, err = res.Patch(ctx, "ssa", types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: s.FieldManager(), Force: ptrTrue()})
 		return err
 	}
 	denied(t, "server-side apply, stale", apply(old, "1"), "StaleTerm")

@@ -34,8 +34,16 @@ func mergePatch(t *testing.T, c kubernetes.Interface, ns, name string, body stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.CoreV1().ConfigMaps(ns).Patch(t.Context(), name, types.MergePatchType, p, metav1.PatchOptions{})
+	_, err = c.CoreV1().ConfigMaps(ns).Patch(t.Context(), name, types.MergePatchType, p, fencing.PatchOptions(s, metav1.PatchOptions{}))
 	return err
+}
+
+// createOpts carries s as the per-request stamp; none when s is nil.
+func createOpts(s *fencing.Stamp) metav1.CreateOptions {
+	if s == nil {
+		return metav1.CreateOptions{}
+	}
+	return fencing.CreateOptions(*s, metav1.CreateOptions{})
 }
 
 // TestLeaseRecreated: a Lease deleted and re-created under the same name
@@ -46,7 +54,7 @@ func TestLeaseRecreated(t *testing.T) {
 	id, _ := e.pod("ctrl-w")
 	cms := id.Client.CoreV1().ConfigMaps(e.ns)
 	before := e.setLease("ctrl-w_1", 0)
-	_, err := cms.Create(e.ctx, protectedCM("cm", &before, nil), metav1.CreateOptions{})
+	_, err := cms.Create(e.ctx, protectedCM("cm", &before, nil), createOpts(&before))
 	admitted(t, "create in the first Lease", err)
 
 	if err := cp.Client.CoordinationV1().Leases(e.ns).Delete(e.ctx, "ctrl", metav1.DeleteOptions{}); err != nil {
@@ -67,15 +75,18 @@ func TestLeaseExpired(t *testing.T) {
 	id, _ := e.pod("ctrl-w")
 	cms := id.Client.CoreV1().ConfigMaps(e.ns)
 	s := e.setLeaseAt("ctrl-w_1", 4, nowMinus(60), 10)
-	_, err := cms.Create(e.ctx, protectedCM("cm", &s, nil), metav1.CreateOptions{})
+	_, err := cms.Create(e.ctx, protectedCM("cm", &s, nil), createOpts(&s))
 	denied(t, "write by a holder whose Lease expired", err, "LeaseExpired")
 	s = e.setLease("ctrl-w_1", 4) // renewed: the same term is good again
-	_, err = cms.Create(e.ctx, protectedCM("cm", &s, nil), metav1.CreateOptions{})
+	_, err = cms.Create(e.ctx, protectedCM("cm", &s, nil), createOpts(&s))
 	admitted(t, "write after the renewal", err)
 }
 
-// TestMissingStamp: the controller's own identity writing without a stamp,
-// on create and on an update that drops the stored stamp.
+// TestMissingStamp: the controller's own identity (a service account of the
+// Lease's namespace) writing without a per-request stamp: a create, an
+// update that drops the stored stamp, and a write that keeps the current
+// stored stamp but sends none per request, as a read-modify-write or
+// client.MergeFrom does; the stored stamp is never enough.
 func TestMissingStamp(t *testing.T) {
 	e := newEnv(t, "missing")
 	id, _ := e.pod("ctrl-w")
@@ -83,14 +94,22 @@ func TestMissingStamp(t *testing.T) {
 	s := e.setLease("ctrl-w_1", 1)
 	_, err := cms.Create(e.ctx, protectedCM("unstamped", nil, nil), metav1.CreateOptions{})
 	denied(t, "unstamped create", err, "MissingStamp")
-	cm, err := cms.Create(e.ctx, protectedCM("cm", &s, nil), metav1.CreateOptions{})
+	cm, err := cms.Create(e.ctx, protectedCM("cm", &s, nil), createOpts(&s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.Data = map[string]string{"k": "v"}
+	_, err = cms.Update(e.ctx, cm, metav1.UpdateOptions{})
+	denied(t, "update with the current stored stamp but none per request", err, "MissingStamp")
+	_, err = cms.Update(e.ctx, cm, fencing.UpdateOptions(s, metav1.UpdateOptions{}))
+	admitted(t, "the same update with the per-request stamp", err)
+	cm, err = cms.Get(e.ctx, "cm", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	delete(cm.Annotations, harness.AnnotationStamp)
-	cm.Data = map[string]string{"k": "v"}
-	_, err = cms.Update(e.ctx, cm, metav1.UpdateOptions{})
-	denied(t, "update that drops the stamp", err, "MissingStamp")
+	_, err = cms.Update(e.ctx, cm, fencing.UpdateOptions(s, metav1.UpdateOptions{}))
+	denied(t, "update that drops the stored stamp", err, "MissingStamp")
 }
 
 // TestCarriedForwardStamp: the old leader reads the object the new leader
@@ -101,7 +120,7 @@ func TestCarriedForwardStamp(t *testing.T) {
 	a, _ := e.pod("ctrl-a")
 	b, _ := e.pod("ctrl-b")
 	sa := e.setLease("ctrl-a_1", 1)
-	_, err := a.Client.CoreV1().ConfigMaps(e.ns).Create(e.ctx, protectedCM("cm", &sa, map[string]string{"by": "a"}), metav1.CreateOptions{})
+	_, err := a.Client.CoreV1().ConfigMaps(e.ns).Create(e.ctx, protectedCM("cm", &sa, map[string]string{"by": "a"}), createOpts(&sa))
 	admitted(t, "ctrl-a writes in its term", err)
 	sb := e.setLease("ctrl-b_1", 2)
 	admitted(t, "ctrl-b writes in its term", mergePatch(t, b.Client, e.ns, "cm", `{"data":{"by":"b"}}`, sb))
@@ -116,7 +135,11 @@ func TestCarriedForwardStamp(t *testing.T) {
 	}
 	cm.Data["by"] = "a, carrying b's stamp"
 	_, err = cms.Update(e.ctx, cm, metav1.UpdateOptions{})
-	denied(t, "read-modify-write by the old leader's pod", err, "IdentityMismatch")
+	denied(t, "read-modify-write by the old leader's pod, no per-request stamp", err, "MissingStamp")
+	_, err = cms.Update(e.ctx, cm, fencing.UpdateOptions(sa, metav1.UpdateOptions{}))
+	denied(t, "read-modify-write by the old leader's pod with its own per-request stamp", err, "StaleTerm")
+	_, err = cms.Update(e.ctx, cm, fencing.UpdateOptions(sb, metav1.UpdateOptions{}))
+	denied(t, "read-modify-write by the old leader's pod copying b's stamp per request", err, "IdentityMismatch")
 }
 
 // TestShedProtection: the old leader cannot remove the protection
@@ -126,7 +149,7 @@ func TestShedProtection(t *testing.T) {
 	a, _ := e.pod("ctrl-a")
 	b, _ := e.pod("ctrl-b")
 	sa := e.setLease("ctrl-a_1", 1)
-	_, err := a.Client.CoreV1().ConfigMaps(e.ns).Create(e.ctx, protectedCM("cm", &sa, nil), metav1.CreateOptions{})
+	_, err := a.Client.CoreV1().ConfigMaps(e.ns).Create(e.ctx, protectedCM("cm", &sa, nil), createOpts(&sa))
 	admitted(t, "create", err)
 	sb := e.setLease("ctrl-b_1", 2)
 
@@ -144,14 +167,17 @@ func TestShedProtection(t *testing.T) {
 }
 
 // TestPersonWithKubectl: an operator edits a protected object with kubectl
-// (admin credentials, no pod identity). annotate, label and apply keep the
-// stored stamp, so they are admitted while that stamp's term is current and
-// denied, with a readable message, once the term moved on.
+// (admin credentials: not a service account of the Lease's namespace, no
+// per-request stamp), so the webhook judges the write as another writer's,
+// not as the leader's. annotate, label and apply keep the protection and
+// the stored stamp and are admitted, before and after the term moved on.
+// Removing the protection while the controller leads is denied with the one
+// thing that gets it through; once the Lease is released it is admitted.
 func TestPersonWithKubectl(t *testing.T) {
 	e := newEnv(t, "person")
 	id, _ := e.pod("ctrl-w")
 	s := e.setLease("ctrl-w_1", 1)
-	if _, err := id.Client.CoreV1().ConfigMaps(e.ns).Create(e.ctx, protectedCM("cm", &s, map[string]string{"k": "v"}), metav1.CreateOptions{}); err != nil {
+	if _, err := id.Client.CoreV1().ConfigMaps(e.ns).Create(e.ctx, protectedCM("cm", &s, map[string]string{"k": "v"}), createOpts(&s)); err != nil {
 		t.Fatal(err)
 	}
 	manifest := func(v string) string {
@@ -167,37 +193,55 @@ func TestPersonWithKubectl(t *testing.T) {
 		{"kubectl label", "", []string{"-n", e.ns, "label", "--overwrite", "configmap", "cm", "tier=gold"}},
 		{"kubectl apply", manifest("by-hand"), []string{"apply", "-f", "-"}},
 	}
-	for _, ed := range edits {
-		out, err := cp.Kubectl(e.ctx, strings.NewReader(ed.stdin), ed.args...)
-		if err != nil {
-			t.Errorf("%s while the stored stamp is current: %v", ed.name, err)
-		} else {
-			t.Logf("%s: %s", ed.name, strings.TrimSpace(string(out)))
-		}
-	}
-	e.setLease("ctrl-w_2", 2)
-	for i, ed := range edits {
-		if ed.stdin != "" {
-			ed.stdin = manifest(fmt.Sprintf("again-%d", i))
-		} else {
-			ed.args[len(ed.args)-1] += "-again"
-		}
-		out, err := cp.Kubectl(e.ctx, strings.NewReader(ed.stdin), ed.args...)
-		text := string(out)
-		if err == nil {
-			t.Errorf("%s after the term moved on: admitted: %s", ed.name, text)
-			continue
-		}
-		for _, want := range []string{
-			`admission webhook "fence.leasefence.io" denied the request`,
-			"leasefence denied the UPDATE of configmaps " + e.ns + "/cm (StaleTerm)",
-			"Lease " + e.ns + "/ctrl", "in term 1", "in term 2",
-		} {
-			if !strings.Contains(text, want) {
-				t.Errorf("%s printed %q; want it to contain %q", ed.name, text, want)
+	run := func(when string) {
+		for i, ed := range edits {
+			if ed.stdin != "" {
+				ed.stdin = manifest(fmt.Sprintf("%s-%d", when, i))
+			} else {
+				ed.args[len(ed.args)-1] += "-" + when
+			}
+			out, err := cp.Kubectl(e.ctx, strings.NewReader(ed.stdin), ed.args...)
+			if err != nil {
+				t.Errorf("%s %s: %v: %s", ed.name, when, err, out)
 			}
 		}
-		t.Logf("%s, term moved on, prints: %s", ed.name, strings.TrimSpace(text))
+	}
+	run("while-current")
+	e.setLease("ctrl-w_2", 2)
+	run("after-the-term-moved-on")
+	got, err := cp.Client.CoreV1().ConfigMaps(e.ns).Get(e.ctx, "cm", metav1.GetOptions{})
+	if err != nil || got.Annotations[harness.AnnotationStamp] != s.String() || got.Annotations[harness.AnnotationLease] != "ctrl" {
+		t.Fatalf("the person's edits changed the fencing annotations: %v %v", got.Annotations, err)
+	}
+	if n, err := wh.Requests(e.ctx, map[string]string{"decision": "allowed", "reason": "OtherWriter"}); err != nil || n < 6 {
+		t.Errorf("admitted as another writer's: %v, %v; want at least 6", n, err)
+	}
+
+	out, err := cp.Kubectl(e.ctx, nil, "-n", e.ns, "annotate", "configmap", "cm", harness.AnnotationLease+"-")
+	if err == nil {
+		t.Fatalf("removing the protection while the controller leads was admitted: %s", out)
+	}
+	for _, want := range []string{
+		`admission webhook "fence.leasefence.io" denied the request`,
+		"leasefence denied the UPDATE of configmaps " + e.ns + "/cm (ProtectionChange)",
+		"Lease " + e.ns + "/ctrl", "Stop the controller",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("kubectl annotate %s- printed %q; want it to contain %q", harness.AnnotationLease, out, want)
+		}
+	}
+	// Released, as client-go's ReleaseOnCancel leaves it.
+	l, err := cp.Client.CoordinationV1().Leases(e.ns).Get(e.ctx, "ctrl", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	none, one := "", int32(1)
+	l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds = &none, &one
+	if _, err := cp.Client.CoordinationV1().Leases(e.ns).Update(e.ctx, l, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := cp.Kubectl(e.ctx, nil, "-n", e.ns, "annotate", "configmap", "cm", harness.AnnotationLease+"-"); err != nil {
+		t.Errorf("removing the protection once the Lease is released: %v: %s", err, out)
 	}
 }
 
@@ -208,7 +252,7 @@ func TestDryRun(t *testing.T) {
 	id, _ := e.pod("ctrl-w")
 	cms := id.Client.CoreV1().ConfigMaps(e.ns)
 	old := e.setLease("ctrl-w_1", 1)
-	if _, err := cms.Create(e.ctx, protectedCM("cm", &old, map[string]string{"k": "v"}), metav1.CreateOptions{}); err != nil {
+	if _, err := cms.Create(e.ctx, protectedCM("cm", &old, map[string]string{"k": "v"}), createOpts(&old)); err != nil {
 		t.Fatal(err)
 	}
 	cur := e.setLease("ctrl-w_2", 2)
@@ -229,7 +273,7 @@ func TestDryRun(t *testing.T) {
 		cm := stored.DeepCopy()
 		cm.Data["k"] = "changed"
 		fencing.StampObject(cm, s)
-		opts := metav1.UpdateOptions{}
+		opts := fencing.UpdateOptions(s, metav1.UpdateOptions{})
 		if dry {
 			opts.DryRun = []string{metav1.DryRunAll}
 		}
@@ -248,7 +292,8 @@ func TestDryRun(t *testing.T) {
 	admitted(t, "dry-run update, current", write(cur, true))
 	unchanged("client-go dry runs")
 
-	// kubectl apply --dry-run=server, as the admin, carrying a stamp.
+	// kubectl apply --dry-run=server, as the admin, carrying a stamp per
+	// request (--field-manager) and on the object.
 	manifest := func(s fencing.Stamp) string {
 		b, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "ConfigMap",
 			"metadata": map[string]any{"name": "cm", "namespace": e.ns, "annotations": map[string]string{
@@ -256,11 +301,11 @@ func TestDryRun(t *testing.T) {
 			"data": map[string]string{"k": "applied"}})
 		return string(b)
 	}
-	out, err := cp.Kubectl(e.ctx, strings.NewReader(manifest(old)), "apply", "--dry-run=server", "-f", "-")
+	out, err := cp.Kubectl(e.ctx, strings.NewReader(manifest(old)), "apply", "--dry-run=server", "--field-manager="+old.FieldManager(), "-f", "-")
 	if err == nil || !strings.Contains(string(out), "denied the request") || !strings.Contains(string(out), "(StaleTerm)") {
 		t.Errorf("kubectl apply --dry-run=server, stale: want a StaleTerm denial, got %v: %s", err, out)
 	}
-	out, err = cp.Kubectl(e.ctx, strings.NewReader(manifest(cur)), "apply", "--dry-run=server", "-f", "-")
+	out, err = cp.Kubectl(e.ctx, strings.NewReader(manifest(cur)), "apply", "--dry-run=server", "--field-manager="+cur.FieldManager(), "-f", "-")
 	if err != nil || !strings.Contains(string(out), "(server dry run)") {
 		t.Errorf("kubectl apply --dry-run=server, current: want admitted, got %v: %s", err, out)
 	}

@@ -63,11 +63,12 @@ func roundTrip(t *testing.T, ctx context.Context, c *cluster.Cluster, source, ns
 
 	_, err = cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
 		Name: "guarded", Annotations: map[string]string{harness.AnnotationLease: "ctrl"},
-	}}, metav1.CreateOptions{})
-	// No Lease app/ctrl exists: the webhook read it with its own identity
-	// (allowed) and found none.
+	}}, metav1.CreateOptions{FieldManager: "lf1:0:u:h"})
+	// A write with a per-request stamp needs the Lease. No Lease app/ctrl
+	// exists: the webhook read it with its own identity (allowed) and found
+	// none.
 	if err == nil || !strings.Contains(err.Error(), "LeaseNotFound") {
-		t.Fatalf("unstamped protected create: got %v, want a LeaseNotFound denial", err)
+		t.Fatalf("stamped protected create: got %v, want a LeaseNotFound denial", err)
 	}
 	n, err := wh.Requests(ctx, map[string]string{"operation": "CREATE", "decision": "denied", "reason": "LeaseNotFound"})
 	if err != nil || n < 1 {

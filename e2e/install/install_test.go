@@ -129,9 +129,13 @@ func TestSelfSignedOverlay(t *testing.T) {
 	protected := func(name string) *corev1.ConfigMap {
 		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{harness.AnnotationLease: "ctrl"}}}
 	}
-	// In force once an unstamped protected write is denied by it.
+	// A write that presents a stamp per request (fieldManager) is judged as
+	// the guarded controller's; none exists here, so the webhook denies it
+	// (LeaseNotFound) wherever it is sent.
+	const probeStamp = "lf1:0:probe:probe"
+	// In force once such a write is denied by it.
 	if err := cluster.Poll(ctx, 30*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
-		_, err := c.Client.CoreV1().ConfigMaps(ns).Create(ctx, protected("probe"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		_, err := c.Client.CoreV1().ConfigMaps(ns).Create(ctx, protected("probe"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldManager: probeStamp})
 		return err != nil && strings.Contains(err.Error(), `admission webhook "`+fenceWebhook+`" denied`), fmt.Sprint(err), nil
 	}); err != nil {
 		t.Fatalf("the manifests' webhook configuration never took effect: %v", err)
@@ -151,15 +155,16 @@ func TestSelfSignedOverlay(t *testing.T) {
 		stampA := mustStamp(t, l)
 		cm := protected("shard-map")
 		cm.Annotations[harness.AnnotationStamp] = stampA.String()
-		if _, err := a.Client.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		if _, err := a.Client.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{FieldManager: stampA.FieldManager()}); err != nil {
 			t.Fatalf("the holder's stamped create: %v", err)
 		}
 		l = lease(ctx, t, ns, "ctrl", "ctrl-b_9c1d", 1)
 		stampB := mustStamp(t, l)
 
-		// The old leader's write, as kubectl prints its denial.
+		// The old leader's write, as kubectl prints its denial; the stamp
+		// per request (--field-manager) and on the object.
 		out, err := cluster.KubectlWith(ctx, c.KubectlPath(), a.Kubeconfig, nil, "-n", ns, "annotate", "--overwrite",
-			"configmap/shard-map", harness.AnnotationStamp+"="+stampA.String(), "shard=7")
+			"--field-manager="+stampA.FieldManager(), "configmap/shard-map", harness.AnnotationStamp+"="+stampA.String(), "shard=7")
 		if err == nil {
 			t.Fatalf("the stale leader's kubectl annotate was admitted: %s", out)
 		}
@@ -174,7 +179,7 @@ func TestSelfSignedOverlay(t *testing.T) {
 		}
 		// The current leader's.
 		if out, err := cluster.KubectlWith(ctx, c.KubectlPath(), b.Kubeconfig, nil, "-n", ns, "annotate", "--overwrite",
-			"configmap/shard-map", harness.AnnotationStamp+"="+stampB.String(), "shard=8"); err != nil {
+			"--field-manager="+stampB.FieldManager(), "configmap/shard-map", harness.AnnotationStamp+"="+stampB.String(), "shard=8"); err != nil {
 			t.Fatalf("the current leader's kubectl annotate: %v: %s", err, out)
 		}
 		if n, _ := wh.Requests(ctx, map[string]string{"decision": "allowed", "reason": "Current"}); n < 2 {
@@ -188,21 +193,21 @@ func TestSelfSignedOverlay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The control: the same unstamped write in a fenced namespace is
-		// sent (and denied).
-		if _, err := c.Client.CoreV1().ConfigMaps(ns).Create(ctx, protected("control"), metav1.CreateOptions{}); err == nil {
-			t.Fatal("an unstamped protected write in a fenced namespace was admitted")
+		// The control: the same write in a fenced namespace is sent (and
+		// denied: the stamp names no Lease there).
+		if _, err := c.Client.CoreV1().ConfigMaps(ns).Create(ctx, protected("control"), metav1.CreateOptions{FieldManager: probeStamp}); err == nil {
+			t.Fatal("a protected write with a stamp of no Lease in a fenced namespace was admitted")
 		}
 		waitRequests(ctx, t, wh, nil, before+1)
 		before, _ = wh.Requests(ctx, nil)
 		// Sent to the webhook, this write would be denied: there is no
-		// Lease kube-system/ctrl and no stamp.
-		if _, err := c.Client.CoreV1().ConfigMaps("kube-system").Create(ctx, protected("leasefence-e2e"), metav1.CreateOptions{}); err != nil {
-			t.Fatalf("an unstamped protected write in kube-system: %v", err)
+		// Lease kube-system/ctrl.
+		if _, err := c.Client.CoreV1().ConfigMaps("kube-system").Create(ctx, protected("leasefence-e2e"), metav1.CreateOptions{FieldManager: probeStamp}); err != nil {
+			t.Fatalf("a protected write in kube-system: %v", err)
 		}
 		// Another request that does reach the webhook; once it is counted,
 		// a review of the kube-system write would have been counted too.
-		_, _ = c.Client.CoreV1().ConfigMaps(ns).Create(ctx, protected("control"), metav1.CreateOptions{})
+		_, _ = c.Client.CoreV1().ConfigMaps(ns).Create(ctx, protected("control"), metav1.CreateOptions{FieldManager: probeStamp})
 		waitRequests(ctx, t, wh, nil, before+1)
 		lines, err := wh.LogLines()
 		if err != nil {
@@ -250,12 +255,14 @@ func TestSelfSignedOverlay(t *testing.T) {
 		}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		// The member's write presents a per-request stamp of no Lease, which
+		// the webhook would deny (OtherLease); only the break-glass
+		// matchCondition lets it through.
 		member := func(value string) ([]byte, error) {
 			return c.Kubectl(ctx, nil, "--as=oncall", "--as-group="+breakGlass, "-n", ns, "annotate", "--overwrite",
-				"configmap/shard-map", "emergency="+value)
+				"--field-manager="+probeStamp, "configmap/shard-map", "emergency="+value)
 		}
-		// Wait for the new matchCondition: the member's write is admitted
-		// without a stamp (the webhook would deny it).
+		// Wait for the new matchCondition: the member's write is admitted.
 		if err := cluster.Poll(ctx, 30*time.Second, 100*time.Millisecond, func(context.Context) (bool, string, error) {
 			out, err := member("probe")
 			return err == nil, string(out), nil

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -72,7 +73,7 @@ func configMapUpdate(uid, ns, name, leaseName, stamp, pod string) *admissionv1.A
 			},
 			Object:    obj(stamp),
 			OldObject: obj(stamp),
-			Options:   runtime.RawExtension{Raw: []byte(`{"kind":"UpdateOptions","apiVersion":"meta.k8s.io/v1"}`)},
+			Options:   runtime.RawExtension{Raw: []byte(`{"kind":"UpdateOptions","apiVersion":"meta.k8s.io/v1","fieldManager":` + strconv.Quote(stamp) + `}`)},
 		},
 	}
 }

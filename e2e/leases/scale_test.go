@@ -70,11 +70,11 @@ func deployment(name string, annotations map[string]string) *appsv1.Deployment {
 
 // TestScale: /scale writes are judged by the parent Deployment's
 // annotations, which the webhook reads itself (a metadata-only GET, with
-// get on deployments granted as components/scale does). An unstamped
-// `kubectl scale` of a protected Deployment is denied (MissingStamp, naming
+// get on deployments granted as components/scale does). The controller's
+// scale without a per-request stamp is denied (MissingStamp, naming
 // fieldManager); the holder's scale with fieldManager set to its stamp is
-// admitted; the previous holder's is denied; scaling an unprotected
-// Deployment is admitted.
+// admitted; the previous holder's is denied; an admin's `kubectl scale`
+// (another writer) is admitted, as is scaling an unprotected Deployment.
 func TestScale(t *testing.T) {
 	ctx := testContext(t, 3*time.Minute)
 	const ns = "scale"
@@ -107,15 +107,14 @@ func TestScale(t *testing.T) {
 	}
 	if _, err := a.Client.AppsV1().Deployments(ns).Create(ctx, deployment("guarded", map[string]string{
 		harness.AnnotationLease: "ctrl", harness.AnnotationStamp: stampA.String(),
-	}), metav1.CreateOptions{}); err != nil {
+	}), fencing.CreateOptions(stampA, metav1.CreateOptions{})); err != nil {
 		t.Fatalf("the holder creates the protected Deployment: %v", err)
 	}
 	if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, deployment("free", nil), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
-	// The admin's unstamped kubectl scale; polled with --dry-run=server
-	// until the scale entry is in force.
+	// The admin's kubectl scale.
 	scale := func(dryRun bool, name string, replicas int) ([]byte, error) {
 		args := []string{"-n", ns, "scale", "deployment/" + name, fmt.Sprintf("--replicas=%d", replicas)}
 		if dryRun {
@@ -123,32 +122,34 @@ func TestScale(t *testing.T) {
 		}
 		return c.Kubectl(ctx, nil, args...)
 	}
-	if err := cluster.Poll(ctx, 30*time.Second, 100*time.Millisecond, func(context.Context) (bool, string, error) {
-		out, err := scale(true, "guarded", 3)
-		return err != nil && strings.Contains(string(out), "leasefence"), fmt.Sprintf("%s %v", out, err), nil
-	}); err != nil {
-		t.Fatalf("the /scale entry never took effect: %v", err)
-	}
-	out, err := scale(false, "guarded", 3)
-	if err == nil {
-		t.Fatalf("unstamped kubectl scale of a protected Deployment was admitted: %s", out)
-	}
-	for _, m := range []string{`admission webhook "` + scaleWebhook + `" denied the request`, "(MissingStamp)", "fieldManager", ns + "/ctrl"} {
-		if !strings.Contains(string(out), m) {
-			t.Errorf("kubectl scale output does not mention %q: %s", m, out)
-		}
-	}
-	t.Logf("kubectl scale, unstamped:\n%s", out)
-
-	// The holder, fieldManager = its stamp.
-	updateScale := func(client kubernetes.Interface, s fencing.Stamp, replicas int32) error {
+	rawScale := func(client kubernetes.Interface, opts metav1.UpdateOptions, replicas int32) error {
 		sc, err := client.AppsV1().Deployments(ns).GetScale(ctx, "guarded", metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
 		sc.Spec.Replicas = replicas
-		_, err = client.AppsV1().Deployments(ns).UpdateScale(ctx, "guarded", sc, fencing.UpdateOptions(s, metav1.UpdateOptions{}))
+		_, err = client.AppsV1().Deployments(ns).UpdateScale(ctx, "guarded", sc, opts)
 		return err
+	}
+	// The controller's scale without a per-request stamp; polled as a dry
+	// run until the scale entry is in force.
+	if err := cluster.Poll(ctx, 30*time.Second, 100*time.Millisecond, func(context.Context) (bool, string, error) {
+		err := rawScale(a.Client, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}}, 3)
+		return isDenial(err, "MissingStamp"), fmt.Sprint(err), nil
+	}); err != nil {
+		t.Fatalf("the /scale entry never took effect: %v", err)
+	}
+	err = rawScale(a.Client, metav1.UpdateOptions{}, 3)
+	wantDenied(t, "the controller scales without a per-request stamp", err, "MissingStamp")
+	for _, m := range []string{`admission webhook "` + scaleWebhook + `" denied the request`, "fieldManager", ns + "/ctrl"} {
+		if err != nil && !strings.Contains(err.Error(), m) {
+			t.Errorf("the denial does not mention %q: %v", m, err)
+		}
+	}
+
+	// The holder, fieldManager = its stamp.
+	updateScale := func(client kubernetes.Interface, s fencing.Stamp, replicas int32) error {
+		return rawScale(client, fencing.UpdateOptions(s, metav1.UpdateOptions{}), replicas)
 	}
 	wantAdmitted(t, "the holder scales with its stamp in fieldManager", updateScale(a.Client, stampA, 4))
 	if d, err := c.Client.AppsV1().Deployments(ns).Get(ctx, "guarded", metav1.GetOptions{}); err != nil || *d.Spec.Replicas != 4 {
@@ -163,6 +164,15 @@ func TestScale(t *testing.T) {
 	}
 	wantDenied(t, "the previous holder scales", updateScale(a.Client, stampA, 5), "StaleTerm")
 	wantAdmitted(t, "the new holder scales", updateScale(b.Client, stampB, 6))
+
+	// An admin's kubectl scale of the protected Deployment: another writer,
+	// changing no fencing state: admitted.
+	others := counter(ctx, t, wh, "leasefence_requests_total", map[string]string{"decision": "allowed", "reason": "OtherWriter"})
+	if out, err := scale(false, "guarded", 7); err != nil {
+		t.Fatalf("the admin's kubectl scale of the protected Deployment: %v: %s", err, out)
+	}
+	waitCounterAbove(ctx, t, wh, "leasefence_requests_total", map[string]string{"decision": "allowed", "reason": "OtherWriter"}, others,
+		"the admin's scale was not reviewed as OtherWriter")
 
 	// Unprotected: admitted (the webhook sees it and finds no protection).
 	before := counter(ctx, t, wh, "leasefence_requests_total", map[string]string{"decision": "allowed", "reason": "NotProtected"})
@@ -183,6 +193,6 @@ func TestScale(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("without get on deployments, a scale was still admitted: %v", err)
 	}
-	out, _ = scale(true, "free", 3)
+	out, _ := scale(true, "free", 3)
 	t.Logf("kubectl scale without get on deployments:\n%s", out)
 }

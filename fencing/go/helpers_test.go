@@ -99,7 +99,7 @@ func TestOptions(t *testing.T) {
 		t.Errorf("StatusApplyOptions = %+v", o)
 	}
 	long := Stamp{Term: 3, LeaseUID: testStamp.LeaseUID, Holder: strings.Repeat("p", 100)}
-	if o := UpdateOptions(long, metav1.UpdateOptions{}); o.FieldManager != "lf1:3:"+testStamp.LeaseUID {
+	if o := UpdateOptions(long, metav1.UpdateOptions{}); o.FieldManager != "lf1:3:"+testStamp.LeaseUID+":#"+HolderHash(long.Holder) {
 		t.Errorf("UpdateOptions with a long holder = %q, want the short form", o.FieldManager)
 	}
 	d := DeleteOptions("42")

@@ -26,6 +26,7 @@ package fencing
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
 )
@@ -182,6 +183,9 @@ func (s Stamp) Validate() error {
 	if s.Holder == "" {
 		return malformed("stamp holder is empty (the short form is only for fieldManager)")
 	}
+	if isHolderHash(s.Holder) {
+		return malformed("stamp holder %q has the form of a holder hash", s.Holder)
+	}
 	return checkHolder(s.Holder)
 }
 
@@ -199,19 +203,41 @@ func (s Stamp) short() string {
 	return StampPrefix + strconv.FormatInt(int64(s.Term), 10) + ":" + s.LeaseUID
 }
 
-// FieldManager gives the stamp as a fieldManager value, the carrier for
-// subresource writes (docs/protocol.md section 4.2): the full form when it
+// FieldManager gives the stamp as a fieldManager value, the per-request
+// stamp of every write (docs/protocol.md section 4): the full form when it
 // is at most 128 bytes of printable ASCII, else the short form
-// "lf1:<term>:<lease-uid>". The API server refuses a fieldManager with a
-// rune that unicode.IsPrint rejects (a no-break space, say); printable ASCII
-// is a rule every helper can apply byte for byte, so all of them emit the
-// same value.
+// "lf1:<term>:<lease-uid>:#<holder hash>", which keeps the whole tenure. The
+// API server refuses a fieldManager with a rune that unicode.IsPrint rejects
+// (a no-break space, say); printable ASCII is a rule every helper can apply
+// byte for byte, so all of them emit the same value.
 func (s Stamp) FieldManager() string {
 	full := s.String()
 	if len(full) <= MaxFieldManager && printableASCII(full) {
 		return full
 	}
-	return s.short()
+	return s.short() + ":#" + HolderHash(s.Holder)
+}
+
+// HolderHash is the holder hash of docs/protocol.md section 3: the 64-bit
+// FNV-1a hash of the holder's bytes as 16 lowercase hex digits.
+func HolderHash(holder string) string {
+	h := fnv.New64a()
+	h.Write([]byte(holder))
+	return fmt.Sprintf("%016x", h.Sum64())
+}
+
+// isHolderHash reports whether h has the form of a holder hash, "#" and 16
+// lowercase hex digits, which no holder may have.
+func isHolderHash(h string) bool {
+	if len(h) != 17 || h[0] != '#' {
+		return false
+	}
+	for i := 1; i < len(h); i++ {
+		if !(h[i] >= '0' && h[i] <= '9' || h[i] >= 'a' && h[i] <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func printableASCII(v string) bool {

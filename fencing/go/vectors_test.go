@@ -35,6 +35,11 @@ type vectors struct {
 		Stamp        string `json:"stamp"`
 		FieldManager string `json:"field_manager"`
 	} `json:"format"`
+	HolderHash []struct {
+		Name   string `json:"name"`
+		Holder string `json:"holder"`
+		Hash   string `json:"hash"`
+	} `json:"holder_hash"`
 	LeaseRef []struct {
 		Name     string `json:"name"`
 		Text     string `json:"text"`
@@ -78,7 +83,7 @@ func loadVectors(t *testing.T, path string) vectors {
 		t.Fatalf("decoding %s: %v", path, err)
 	}
 	var v vectors
-	known := map[string]any{"parse": &v.Parse, "format": &v.Format, "lease_ref": &v.LeaseRef,
+	known := map[string]any{"parse": &v.Parse, "format": &v.Format, "holder_hash": &v.HolderHash, "lease_ref": &v.LeaseRef,
 		"merge_patch": &v.MergePatch, "json_patch": &v.JSONPatch}
 	for name, raw := range sections {
 		if name == "comment" {
@@ -121,7 +126,7 @@ func inBytes(raw json.RawMessage) []byte {
 func TestVectors(t *testing.T) {
 	for _, file := range vectorFiles {
 		v := loadVectors(t, file)
-		n := len(v.Parse) + len(v.Format) + len(v.LeaseRef) + len(v.MergePatch) + len(v.JSONPatch)
+		n := len(v.Parse) + len(v.Format) + len(v.HolderHash) + len(v.LeaseRef) + len(v.MergePatch) + len(v.JSONPatch)
 		if n == 0 {
 			t.Fatalf("%s holds no cases", file)
 		}
@@ -131,6 +136,13 @@ func TestVectors(t *testing.T) {
 }
 
 func runVectors(t *testing.T, v vectors) {
+	for _, c := range v.HolderHash {
+		t.Run("holder_hash/"+c.Name, func(t *testing.T) {
+			if got := HolderHash(c.Holder); got != c.Hash {
+				t.Fatalf("HolderHash(%q) = %q, want %q", c.Holder, got, c.Hash)
+			}
+		})
+	}
 	for _, c := range v.Parse {
 		t.Run("parse/"+c.Name, func(t *testing.T) {
 			s, err := ParseStamp(c.Text)

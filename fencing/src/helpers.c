@@ -151,3 +151,31 @@ json_t *lf_delete_options(const char *resource_version, lf_error *err) {
   }
   return out;
 }
+
+int lf_stamp_query(const lf_stamp *stamp, char *buf, size_t size, lf_error *err) {
+  static const char hex[] = "0123456789ABCDEF";
+  char fm[LF_FIELD_MANAGER_MAX + 1];
+  lf__sbuf b;
+  int rc = lf_stamp_format_field_manager(stamp, fm, sizeof(fm), err);
+  if (rc != LF_OK) {
+    return rc;
+  }
+  lf__sbuf_init(&b, buf, size);
+  lf__sbuf_printf(&b, "fieldManager=");
+  /* Percent-encoding as RFC 3986 wants for a query value: unreserved
+   * characters as they are, every other byte as %XX (the ':' and '#' of a
+   * stamp included: '#' would otherwise end the URL's query). */
+  for (const char *p = fm; *p != '\0'; p++) {
+    unsigned char c = (unsigned char)*p;
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '~') {
+      lf__sbuf_printf(&b, "%c", c);
+    } else {
+      lf__sbuf_printf(&b, "%%%c%c", hex[c >> 4], hex[c & 15]);
+    }
+  }
+  if (b.truncated) {
+    return lf__fail(err, LF_ETOOBIG, "the buffer of %zu bytes cannot hold the query", size);
+  }
+  return LF_OK;
+}

@@ -6,6 +6,7 @@
  */
 #include "text.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -61,7 +62,7 @@ static int opt_object(const json_t *obj, const char *key, const json_t **dst, co
 
 static int read_object_meta(const json_t *request, const char *key, lf_object_meta *out,
                             lf_error *err) {
-  const json_t *obj, *meta, *ann;
+  const json_t *obj, *meta, *ann, *v;
   char path[64];
   int rc;
 
@@ -82,20 +83,50 @@ static int read_object_meta(const json_t *request, const char *key, lf_object_me
   if (rc != LF_OK) {
     return rc;
   }
+  v = json_object_get(meta, "deletionTimestamp");
+  out->deleting = v != NULL && !json_is_null(v);
   snprintf(path, sizeof(path), "request.%s.metadata.annotations", key);
   rc = opt_object(meta, "annotations", &ann, path, err);
   if (rc != LF_OK || ann == NULL) {
     return rc;
   }
+  /* No length bound here: an over-long value is malformed, and the decision
+   * says so, but only to writers that are not exempt (docs/protocol.md,
+   * section 5.1). The review's own bound limits it. */
   snprintf(path, sizeof(path), "request.%s annotation " LF_ANNOTATION_LEASE, key);
-  rc = opt_string(ann, LF_ANNOTATION_LEASE, NULL, LF_ANNOTATION_MAX, &out->lease_annotation, path,
-                  err);
+  rc = opt_string(ann, LF_ANNOTATION_LEASE, NULL, SIZE_MAX, &out->lease_annotation, path, err);
   if (rc != LF_OK) {
     return rc;
   }
   snprintf(path, sizeof(path), "request.%s annotation " LF_ANNOTATION_STAMP, key);
-  return opt_string(ann, LF_ANNOTATION_STAMP, NULL, LF_ANNOTATION_MAX, &out->stamp_annotation, path,
-                    err);
+  return opt_string(ann, LF_ANNOTATION_STAMP, NULL, SIZE_MAX, &out->stamp_annotation, path, err);
+}
+
+/* Reads userInfo.extra[key]: absent, or an array of at most one DNS-1123
+ * subdomain (pod and node names are). */
+static int extra_name(const json_t *extra, const char *key, const char *what, const char **dst,
+                      lf_error *err) {
+  const json_t *arr = json_object_get(extra, key);
+  const json_t *p;
+  if (arr == NULL || json_is_null(arr)) {
+    return LF_OK;
+  }
+  if (!json_is_array(arr) || json_array_size(arr) > 1) {
+    return lf__fail(err, LF_EINVAL,
+                    "request.userInfo.extra[\"%s\"] must be an array of at most one %s name", key,
+                    what);
+  }
+  if (json_array_size(arr) == 0) {
+    return LF_OK;
+  }
+  p = json_array_get(arr, 0);
+  if (!json_is_string(p) || json_string_length(p) == 0 ||
+      !lf__dns_subdomain(json_string_value(p), json_string_length(p))) {
+    return lf__fail(err, LF_EINVAL, "request.userInfo.extra[\"%s\"][0] must be a %s name", key,
+                    what);
+  }
+  *dst = json_string_value(p);
+  return LF_OK;
 }
 
 /* An object's namespace, when it names one, must be the request's: a bare
@@ -116,7 +147,7 @@ static int check_namespace(const lf_request *req, const lf_object_meta *meta, co
 }
 
 static int read_user(const json_t *request, lf_request *out, lf_error *err) {
-  const json_t *user, *groups, *extra, *pods;
+  const json_t *user, *groups, *extra;
   int rc;
 
   out->username = ""; /* Requests without userInfo come only from tests and fuzzers. */
@@ -155,25 +186,11 @@ static int read_user(const json_t *request, lf_request *out, lf_error *err) {
   if (rc != LF_OK || extra == NULL) {
     return rc;
   }
-  pods = json_object_get(extra, LF_EXTRA_POD_NAME);
-  if (pods == NULL || json_is_null(pods)) {
-    return LF_OK;
+  rc = extra_name(extra, LF_EXTRA_POD_NAME, "pod", &out->pod_name, err);
+  if (rc == LF_OK) {
+    rc = extra_name(extra, LF_EXTRA_NODE_NAME, "node", &out->node_name, err);
   }
-  if (!json_is_array(pods) || json_array_size(pods) > 1) {
-    return lf__fail(err, LF_EINVAL,
-                    "request.userInfo.extra[\"" LF_EXTRA_POD_NAME
-                    "\"] must be an array of at most one pod name");
-  }
-  if (json_array_size(pods) == 1) {
-    const json_t *p = json_array_get(pods, 0);
-    if (!json_is_string(p) || json_string_length(p) == 0 ||
-        !lf__dns_subdomain(json_string_value(p), json_string_length(p))) {
-      return lf__fail(err, LF_EINVAL,
-                      "request.userInfo.extra[\"" LF_EXTRA_POD_NAME "\"][0] must be a pod name");
-    }
-    out->pod_name = json_string_value(p);
-  }
-  return LF_OK;
+  return rc;
 }
 
 static int read_operation(const json_t *request, lf_request *out, lf_error *err) {

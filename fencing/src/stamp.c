@@ -24,6 +24,51 @@ static bool valid_uid(const char *s, size_t len) {
   return true;
 }
 
+/* "#" and LF_HOLDER_HASH_LEN lowercase hex digits: the short form's holder. */
+static bool is_holder_hash(const char *h, size_t len) {
+  if (len != LF_HOLDER_HASH_LEN + 1 || h[0] != '#') {
+    return false;
+  }
+  for (size_t i = 1; i < len; i++) {
+    if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void lf_holder_hash(const char *holder, char out[LF_HOLDER_HASH_LEN + 1]) {
+  /* 64-bit FNV-1a: trivial to implement alike in every helper (Go's
+   * hash/fnv), and 64 bits tell honest holders apart. It is no secret and
+   * needs none: the full stamp is on the object for anyone to copy. */
+  uint64_t h = UINT64_C(0xcbf29ce484222325);
+  for (const unsigned char *p = (const unsigned char *)holder; *p != '\0'; p++) {
+    h ^= *p;
+    h *= UINT64_C(0x100000001b3);
+  }
+  snprintf(out, LF_HOLDER_HASH_LEN + 1, "%016llx", (unsigned long long)h);
+}
+
+bool lf_stamp_names_holder(const lf_stamp *stamp, const char *holder) {
+  char hash[LF_HOLDER_HASH_LEN + 1];
+  if (!stamp->holder_hashed) {
+    return strcmp(stamp->holder, holder) == 0;
+  }
+  lf_holder_hash(holder, hash);
+  return strcmp(stamp->holder + 1, hash) == 0;
+}
+
+bool lf_stamp_same_tenure(const lf_stamp *a, const lf_stamp *b) {
+  if (a->term != b->term || strcmp(a->lease_uid, b->lease_uid) != 0) {
+    return false;
+  }
+  if (a->holder_hashed && b->holder_hashed) {
+    return strcmp(a->holder, b->holder) == 0;
+  }
+  return a->holder_hashed ? lf_stamp_names_holder(a, b->holder)
+                          : lf_stamp_names_holder(b, a->holder);
+}
+
 int lf_stamp_parse(const char *text, size_t len, lf_stamp *out, lf_error *err) {
   const size_t plen = sizeof(LF_STAMP_PREFIX) - 1;
   if (text == NULL || len == 0) {
@@ -95,6 +140,7 @@ int lf_stamp_parse(const char *text, size_t len, lf_stamp *out, lf_error *err) {
     memcpy(out->holder, holder, holder_len);
   }
   out->holder[holder_len] = '\0';
+  out->holder_hashed = holder != NULL && is_holder_hash(holder, holder_len);
   return LF_OK;
 }
 
@@ -110,6 +156,13 @@ static int validate(const lf_stamp *s, lf_error *err) {
   if (hl == 0 || hl > LF_HOLDER_MAX || !lf__printable(s->holder, hl)) {
     return lf__fail(err, LF_EINVAL, "a stamp's holder must be 1 to %d printable bytes",
                     LF_HOLDER_MAX);
+  }
+  if (is_holder_hash(s->holder, hl)) {
+    /* It would read as the short form's holder hash, not as a holder. */
+    return lf__fail(err, LF_EINVAL,
+                    "a stamp's holder cannot be '#' and %d lowercase hex digits (the form of a "
+                    "holder hash)",
+                    LF_HOLDER_HASH_LEN);
   }
   return LF_OK;
 }
@@ -146,8 +199,11 @@ int lf_stamp_format_field_manager(const lf_stamp *stamp, char *buf, size_t size,
     /* The API server rejects a field manager over 128 bytes or with a rune
      * Go's unicode.IsPrint refuses (a no-break space, say). Printable ASCII
      * is a rule every helper applies byte for byte; the short form keeps the
-     * term and uid, which is what fencing compares. */
-    snprintf(full, sizeof(full), LF_STAMP_PREFIX "%d:%s", (int)stamp->term, stamp->lease_uid);
+     * whole tenure, the holder standing as its hash. */
+    char hash[LF_HOLDER_HASH_LEN + 1];
+    lf_holder_hash(stamp->holder, hash);
+    snprintf(full, sizeof(full), LF_STAMP_PREFIX "%d:%s:#%s", (int)stamp->term, stamp->lease_uid,
+             hash);
   }
   if (strlen(full) >= size) {
     return lf__fail(err, LF_ETOOBIG, "the buffer of %zu bytes cannot hold the field manager", size);

@@ -30,8 +30,11 @@ static inline void lf_fuzz_check_decision(const lf_decision *d) {
   LF_FUZZ_CHECK(strlen(d->message) > 0 && strlen(d->message) < LF_MESSAGE_MAX);
   /* Allowed exactly for the allowing reasons. */
   bool allowing = d->reason == LF_R_NOT_PROTECTED || d->reason == LF_R_CURRENT ||
-                  d->reason == LF_R_EXEMPT || d->reason == LF_R_ADMITTED_UNAVAILABLE;
+                  d->reason == LF_R_EXEMPT || d->reason == LF_R_ADMITTED_UNAVAILABLE ||
+                  d->reason == LF_R_OTHER_WRITER || d->reason == LF_R_UNGUARDED;
   LF_FUZZ_CHECK(allowing == d->allowed);
+  /* A fresher Lease is asked for only to reconsider a denial. */
+  LF_FUZZ_CHECK(!(d->allowed && d->retry_live));
 }
 
 #endif

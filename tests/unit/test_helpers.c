@@ -128,12 +128,54 @@ static void test_delete_options(void **state) {
   assert_null(lf_delete_options(NULL, &err));
 }
 
+/* The per-request stamp as a query parameter: the fieldManager form of each
+ * format vector, percent-encoded, decoding back to exactly that value. */
+static void test_stamp_query(void **state) {
+  (void)state;
+  json_t *v = lft_load_vectors("stamps.json");
+  const json_t *c;
+  size_t i;
+  json_array_foreach(json_object_get(v, "format"), i, c) {
+    const char *uid = json_string_value(json_object_get(c, "lease_uid"));
+    const char *holder = json_string_value(json_object_get(c, "holder"));
+    char q[3 * LF_FIELD_MANAGER_MAX + 16], decoded[LF_FIELD_MANAGER_MAX + 1];
+    lf_stamp s = {.term = (int32_t)json_integer_value(json_object_get(c, "term"))};
+    lf_error err = {0};
+    size_t n = 0;
+    if (!json_is_true(json_object_get(c, "ok"))) {
+      continue;
+    }
+    snprintf(s.lease_uid, sizeof(s.lease_uid), "%s", uid);
+    snprintf(s.holder, sizeof(s.holder), "%s", holder);
+    assert_int_equal(lf_stamp_query(&s, q, sizeof(q), &err), LF_OK);
+    assert_int_equal(strncmp(q, "fieldManager=", 13), 0);
+    assert_null(strpbrk(q + 13, ":#&=+ "));
+    for (const char *p = q + 13; *p != '\0'; p++) {
+      unsigned int byte;
+      if (*p == '%') {
+        assert_int_equal(sscanf(p + 1, "%2X", &byte), 1);
+        decoded[n++] = (char)byte;
+        p += 2;
+      } else {
+        decoded[n++] = *p;
+      }
+    }
+    decoded[n] = '\0';
+    assert_string_equal(decoded, json_string_value(json_object_get(c, "field_manager")));
+  }
+  lf_stamp s = {.term = 1};
+  char small[20];
+  strcpy(s.lease_uid, "u");
+  strcpy(s.holder, "h");
+  assert_int_equal(lf_stamp_query(&s, small, sizeof(small), NULL), LF_ETOOBIG);
+  json_decref(v);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_merge_patch_vectors),
-      cmocka_unit_test(test_json_patch_vectors),
-      cmocka_unit_test(test_stamp_object),
-      cmocka_unit_test(test_delete_options),
+      cmocka_unit_test(test_merge_patch_vectors), cmocka_unit_test(test_json_patch_vectors),
+      cmocka_unit_test(test_stamp_object),        cmocka_unit_test(test_delete_options),
+      cmocka_unit_test(test_stamp_query),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

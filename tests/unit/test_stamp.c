@@ -31,6 +31,38 @@ static void test_parse_vectors(void **state) {
   json_decref(v);
 }
 
+/* The holder hash, as every helper must compute it; and a stamp whose
+ * holder is a hash names exactly the holders with that hash. */
+static void test_holder_hash_vectors(void **state) {
+  (void)state;
+  json_t *v = lft_load_vectors("stamps.json");
+  const json_t *c;
+  size_t i;
+  assert_true(json_array_size(json_object_get(v, "holder_hash")) >= 5);
+  json_array_foreach(json_object_get(v, "holder_hash"), i, c) {
+    const char *holder = json_string_value(json_object_get(c, "holder"));
+    char hash[LF_HOLDER_HASH_LEN + 1], text[LF_STAMP_MAX + 1];
+    lf_stamp s, full = {.term = 3};
+    assert_true(strlen(holder) <= LF_HOLDER_MAX);
+    lf_holder_hash(holder, hash);
+    assert_string_equal(hash, json_string_value(json_object_get(c, "hash")));
+    snprintf(text, sizeof(text), "lf1:3:u:#%s", hash);
+    assert_int_equal(lf_stamp_parse(text, strlen(text), &s, NULL), LF_OK);
+    assert_true(s.holder_hashed);
+    if (holder[0] != '\0') {
+      strcpy(full.lease_uid, "u");
+      strcpy(full.holder, holder);
+      assert_true(lf_stamp_names_holder(&s, holder));
+      assert_true(lf_stamp_same_tenure(&s, &full));
+      assert_true(lf_stamp_same_tenure(&full, &s));
+      assert_false(lf_stamp_names_holder(&s, "someone-else"));
+      full.term = 4;
+      assert_false(lf_stamp_same_tenure(&s, &full));
+    }
+  }
+  json_decref(v);
+}
+
 static void test_format_vectors(void **state) {
   (void)state;
   json_t *v = lft_load_vectors("stamps.json");
@@ -114,9 +146,9 @@ static void test_small_buffers(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_parse_vectors), cmocka_unit_test(test_format_vectors),
-      cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_length_not_nul),
-      cmocka_unit_test(test_small_buffers),
+      cmocka_unit_test(test_parse_vectors),       cmocka_unit_test(test_format_vectors),
+      cmocka_unit_test(test_holder_hash_vectors), cmocka_unit_test(test_round_trip),
+      cmocka_unit_test(test_length_not_nul),      cmocka_unit_test(test_small_buffers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,6 +41,8 @@ void lft_policy_from_json(lft_policy *p, const json_t *policy) {
   }
   p->policy.admit_when_unavailable =
       json_is_true(json_object_get(policy, "admit_when_unavailable"));
+  v = json_object_get(policy, "unstamped_writes");
+  p->policy.deny_unstamped = v != NULL && strcmp(json_string_value(v), "deny") == 0;
   v = json_object_get(policy, "exempt_users");
   if (v != NULL) {
     p->policy.n_exempt_users = strings(v, p->users, 16);

@@ -36,7 +36,28 @@ def lease(holder=A, term=3, uid=UID, duration=15, renew=RENEW, acquire="2025-12-
             "spec": spec}
 
 
-def obj(lease_ann="ctrl", stamp_ann=None, ns="default", name="cm"):
+def holder_hash(holder):
+    """The holder hash of docs/protocol.md section 3: 64-bit FNV-1a of the
+    holder's bytes, 16 lowercase hex digits. A reference implementation for
+    the vectors, checked against the published FNV-1a test values below."""
+    h = 0xcbf29ce484222325
+    for c in holder.encode():
+        h ^= c
+        h = (h * 0x100000001b3) & 0xffffffffffffffff
+    return f"{h:016x}"
+
+
+assert holder_hash("") == "cbf29ce484222325"
+assert holder_hash("a") == "af63dc4c8601ec8c"
+assert holder_hash("foobar") == "85944171f73967e8"
+
+
+def short(term=3, uid=UID, holder=A):
+    """The fieldManager short form: the holder replaced by its hash."""
+    return f"lf1:{term}:{uid}:#{holder_hash(holder)}"
+
+
+def obj(lease_ann="ctrl", stamp_ann=None, ns="default", name="cm", deleting=False, kind="ConfigMap"):
     ann = {}
     if lease_ann is not None:
         ann["leasefence.io/lease"] = lease_ann
@@ -45,12 +66,20 @@ def obj(lease_ann="ctrl", stamp_ann=None, ns="default", name="cm"):
     meta = {"name": name, "annotations": ann}
     if ns:
         meta["namespace"] = ns
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"k": "v"}}
+    if deleting:
+        meta["deletionTimestamp"] = "2025-12-31T23:59:00Z"
+        meta["finalizers"] = ["example.io/cleanup"]
+    return {"apiVersion": "v1", "kind": kind, "metadata": meta, "data": {"k": "v"}}
 
 
-def request(op="UPDATE", new=None, old=None, pod="ctrl-a", user="system:serviceaccount:default:ctrl",
-            groups=None, sub=None, fm=None, dry=False, ns="default", name="cm",
-            resource="configmaps", kind="ConfigMap", group=""):
+# The guarded controller's service account: in the Lease's namespace.
+CTRL_SA = "system:serviceaccount:default:ctrl"
+AUTO = object()  # fieldManager: the helper's per-request stamp, copied from the object's stamp
+
+
+def request(op="UPDATE", new=None, old=None, pod="ctrl-a", user=CTRL_SA,
+            groups=None, sub=None, fm=AUTO, dry=False, ns="default", name="cm",
+            resource="configmaps", kind="ConfigMap", group="", node=None):
     r = {"uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
          "kind": {"group": group, "version": "v1", "kind": kind},
          "resource": {"group": group, "version": "v1", "resource": resource},
@@ -62,13 +91,22 @@ def request(op="UPDATE", new=None, old=None, pod="ctrl-a", user="system:servicea
         r["namespace"] = ns
     if sub:
         r["subResource"] = sub
+    if pod is not None or node is not None:
+        r["userInfo"]["extra"] = {}
     if pod is not None:
-        r["userInfo"]["extra"] = {"authentication.kubernetes.io/pod-name": [pod],
-                                  "authentication.kubernetes.io/pod-uid": ["0000"]}
+        r["userInfo"]["extra"]["authentication.kubernetes.io/pod-name"] = [pod]
+        r["userInfo"]["extra"]["authentication.kubernetes.io/pod-uid"] = ["0000"]
+    if node is not None:
+        r["userInfo"]["extra"]["authentication.kubernetes.io/node-name"] = [node]
     if op in ("CREATE", "UPDATE"):
         r["object"] = new if new is not None else obj(stamp_ann=stamp())
         r["options"] = {"apiVersion": "meta.k8s.io/v1",
                         "kind": "CreateOptions" if op == "CREATE" else "UpdateOptions"}
+        if fm is AUTO:
+            # What the helpers send: the stamp they put on the object, per request.
+            fm = r["object"]["metadata"].get("annotations", {}).get("leasefence.io/stamp")
+            if fm is not None and (not fm.startswith("lf1:") or len(fm) > 128):
+                fm = None
         if fm is not None:
             r["options"]["fieldManager"] = fm
     if op == "UPDATE" or op == "DELETE":
@@ -95,7 +133,12 @@ CASES = []
 
 
 def case(name, expect_allowed, reason, req=None, lease_obj="default", status="ok", now=5, policy=None,
-         lease_ref=None, contains=None, retry_live=None):
+         lease_ref=None, contains=None, retry_live=None, live=None, disclose=None, excludes=None,
+         writer=None, disclosed=None):
+    """One decision vector. `live`: whether the Lease read started after the
+    request arrived (default true); `disclose`: the webhook's finding on
+    whether the requester may read the Lease ("allow", "deny"; default: the
+    namespace rule)."""
     c = {"name": name,
          "request": req if req is not None else request(),
          "lease": lease() if lease_obj == "default" else lease_obj,
@@ -104,14 +147,24 @@ def case(name, expect_allowed, reason, req=None, lease_obj="default", status="ok
          "expect": {"allowed": expect_allowed, "reason": reason}}
     if status == "unavailable":
         c["lease_cause"] = "connection refused"
+    if live is not None:
+        c["lease_live"] = live
+    if disclose is not None:
+        c["lease_disclose"] = disclose
     if policy:
         c["policy"] = policy
     if lease_ref:
         c["expect"]["lease"] = lease_ref
     if contains:
         c["expect"]["message_contains"] = contains
+    if excludes:
+        c["expect"]["message_excludes"] = excludes
     if retry_live is not None:
         c["expect"]["retry_live"] = retry_live
+    if writer is not None:
+        c["expect"]["writer"] = writer
+    if disclosed is not None:
+        c["expect"]["lease_disclosed"] = disclosed
     CASES.append(c)
 
 
@@ -122,7 +175,7 @@ def review_error(name, req, contains):
 
 # --- G1: current holder and term ------------------------------------------
 case("current holder and term, update", True, "Current", lease_ref="default/ctrl",
-     contains=["ctrl-a_", "term 3"], retry_live=False)
+     contains=["ctrl-a_", "term 3"], retry_live=False, writer="controller", disclosed=True)
 case("current holder, create", True, "Current",
      req=request(op="CREATE"))
 case("current holder, create with generateName", True, "Current",
@@ -139,11 +192,17 @@ case("term newer than the Lease read", False, "TermAhead",
      req=request(new=obj(stamp_ann=stamp(term=4)), old=obj(stamp_ann=stamp(term=3))), retry_live=True,
      contains=["retry"])
 case("wrong holder in the current term", False, "NotHolder",
-     req=request(new=obj(stamp_ann=stamp(holder=B)), pod=None))
+     req=request(new=obj(stamp_ann=stamp(holder=B)), pod=None), retry_live=True)
 case("Lease deleted and re-created", False, "LeaseRecreated",
      lease_obj=lease(uid=UID2, term=0), contains=[UID, UID2, "re-created"], retry_live=True)
+case("stamp of another Lease", False, "OtherLease",
+     req=request(new=obj(stamp_ann=stamp(uid=UID2, holder=B)), old=obj(stamp_ann=stamp()), pod=None),
+     contains=[UID2, "another Lease", "Lease default/ctrl"], retry_live=True)
+case("stamp of another Lease over an object never stamped", False, "OtherLease",
+     req=request(new=obj(stamp_ann=stamp(uid=UID2, holder=B)), old=obj(stamp_ann=None), pod=None))
 case("released Lease", False, "LeaseReleased",
-     lease_obj=lease(holder="", duration=1), contains=["no holder"], retry_live=True)
+     lease_obj=lease(holder="", duration=1), contains=["no holder", "acquire"], excludes=["wait"],
+     retry_live=True)
 case("Lease never held (no spec)", False, "LeaseReleased",
      lease_obj={"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": "ctrl", "namespace": "default", "uid": UID}},
@@ -187,19 +246,61 @@ case("identity binding off ignores the pod", True, "Current", req=request(pod="c
 case("identity required, request has no pod", False, "IdentityRequired", req=request(pod=None),
      policy={"identity": "required"})
 case("identity required, pod is the holder", True, "Current", policy={"identity": "required"})
-case("stamp carried forward by a read-modify-write from the old leader", False, "IdentityMismatch",
+case("stamp carried forward into the per-request stamp by the old leader's pod", False, "IdentityMismatch",
      req=request(new=obj(stamp_ann=stamp(term=4, holder=B)), old=obj(stamp_ann=stamp(term=4, holder=B)),
                  pod="ctrl-a"),
      lease_obj=lease(holder=B, term=4))
+case("same pod name in another namespace, stamp copied per request", False, "IdentityMismatch",
+     req=request(user="system:serviceaccount:team-a:reconciler", pod="reconciler-0",
+                 new=obj(lease_ann="team-b/ctrl", stamp_ann=stamp(holder="reconciler-0_0f")),
+                 old=obj(lease_ann="team-b/ctrl", stamp_ann=stamp(holder="reconciler-0_0f"))),
+     lease_obj=lease(holder="reconciler-0_0f", ns="team-b"), contains=["team-a", "team-b"])
+case("pod of the holder's name in the Lease's namespace", True, "Current",
+     req=request(user="system:serviceaccount:team-b:reconciler", pod="reconciler-0",
+                 new=obj(lease_ann="team-b/ctrl", stamp_ann=stamp(holder="reconciler-0_0f")),
+                 old=obj(lease_ann="team-b/ctrl", stamp_ann=stamp(holder="reconciler-0_0f"))),
+     lease_obj=lease(holder="reconciler-0_0f", ns="team-b"))
+case("pod identity without a service account's namespace", False, "IdentityMismatch",
+     req=request(user="alice", pod="ctrl-a"))
+case("hostNetwork holder <node>_<uuid>, request from a pod on that node", True, "Current",
+     req=request(pod="ctrl-7d9f-x2k4p", node="node-1",
+                 new=obj(stamp_ann=stamp(holder="node-1_5b0b")), old=obj(stamp_ann=stamp(holder="node-1_5b0b"))),
+     lease_obj=lease(holder="node-1_5b0b"))
+case("hostNetwork holder, request from a pod on another node", False, "IdentityMismatch",
+     req=request(pod="ctrl-7d9f-abcde", node="node-2",
+                 new=obj(stamp_ann=stamp(holder="node-1_5b0b")), old=obj(stamp_ann=stamp(holder="node-1_5b0b"))),
+     lease_obj=lease(holder="node-1_5b0b"), contains=["node-2"])
+case("hostNetwork holder, pod on that node but of another namespace", False, "IdentityMismatch",
+     req=request(pod="ctrl-7d9f-x2k4p", node="node-1", user="system:serviceaccount:other:ctrl",
+                 new=obj(stamp_ann=stamp(holder="node-1_5b0b")), old=obj(stamp_ann=stamp(holder="node-1_5b0b"))),
+     lease_obj=lease(holder="node-1_5b0b"))
 
-# --- G2: per-object monotonic term ----------------------------------------------
+# --- G2: per-object order of tenures ------------------------------------------
 case("object already written in a newer term", False, "OlderThanObject",
-     req=request(new=obj(stamp_ann=stamp(term=3)), old=obj(stamp_ann=stamp(term=5))), retry_live=True,
-     contains=["term 5"])
+     req=request(new=obj(stamp_ann=stamp(term=3)), old=obj(stamp_ann=stamp(term=5))), retry_live=False,
+     contains=["term 5", "term 3"])
 case("object's stored stamp is of another Lease uid", True, "Current",
      req=request(new=obj(stamp_ann=stamp(term=3)), old=obj(stamp_ann=stamp(term=9, uid=UID2))))
 case("object's stored stamp is malformed", True, "Current",
      req=request(old=obj(stamp_ann="garbage")))
+case("coordinated election: new holder writes over the previous holder's tenure, live read", True, "Current",
+     req=request(new=obj(stamp_ann=stamp(term=4, holder=B)), old=obj(stamp_ann=stamp(term=4, holder=A)),
+                 pod="ctrl-b"),
+     lease_obj=lease(holder=B, term=4))
+case("coordinated election: same term, another holder stored, cached read", False, "OlderThanObject",
+     req=request(new=obj(stamp_ann=stamp(term=4, holder=A)), old=obj(stamp_ann=stamp(term=4, holder=B)),
+                 pod=None),
+     lease_obj=lease(holder=A, term=4), live=False, retry_live=True, contains=["ctrl-b_", "live"])
+case("coordinated election: stale holder's status write with the short form", False, "NotHolder",
+     req=request(sub="status", fm=short(term=4, holder=A), new=obj(stamp_ann=stamp(term=4, holder=B)),
+                 old=obj(stamp_ann=stamp(term=4, holder=B)), pod=None, resource="widgets", kind="Widget",
+                 group="test.leasefence.io"),
+     lease_obj=lease(holder=B, term=4), retry_live=True, contains=["#" + holder_hash(A)])
+case("coordinated election: the new holder's write on a cached copy naming the previous holder", False,
+     "NotHolder",
+     req=request(new=obj(stamp_ann=stamp(term=4, holder=B)), old=obj(stamp_ann=stamp(term=4, holder=A)),
+                 pod="ctrl-b"),
+     lease_obj=lease(holder=A, term=4), live=False, retry_live=True)
 
 # --- G6: protection cannot be shed ------------------------------------------------
 case("protection removed by a stale writer", False, "StaleTerm",
@@ -215,11 +316,13 @@ case("protection added to an unprotected object without a stamp", False, "Missin
      req=request(new=obj(stamp_ann=None), old=obj(lease_ann=None)))
 
 # --- where the Lease lives ------------------------------------------------------
+OPS_SA = "system:serviceaccount:ops:ctrl"
 case("cross-namespace Lease", True, "Current",
-     req=request(new=obj(lease_ann="ops/ctrl", stamp_ann=stamp()), old=obj(lease_ann="ops/ctrl", stamp_ann=stamp())),
+     req=request(user=OPS_SA, new=obj(lease_ann="ops/ctrl", stamp_ann=stamp()),
+                 old=obj(lease_ann="ops/ctrl", stamp_ann=stamp())),
      lease_obj=lease(ns="ops"), lease_ref="ops/ctrl")
 case("cluster-scoped object, namespaced Lease", True, "Current",
-     req=request(new=obj(lease_ann="ops/ctrl", stamp_ann=stamp(), ns=None, name="w"),
+     req=request(user=OPS_SA, new=obj(lease_ann="ops/ctrl", stamp_ann=stamp(), ns=None, name="w"),
                  old=obj(lease_ann="ops/ctrl", stamp_ann=stamp(), ns=None, name="w"),
                  ns=None, name="w", resource="widgets", kind="Widget", group="test.leasefence.io"),
      lease_obj=lease(ns="ops"), lease_ref="ops/ctrl")
@@ -229,27 +332,65 @@ case("cluster-scoped object with a bare Lease name", False, "MalformedProtection
                  ns=None, name="w", resource="widgets", kind="Widget", group="test.leasefence.io"),
      contains=["cluster-scoped"])
 
+# --- disclosure of a Lease in another namespace -----------------------------------
+TENANT = "system:serviceaccount:tenant:app"
+case("tenant names kube-system's Lease with a made-up stamp: nothing of the Lease shown", False, "OtherLease",
+     req=request(user=TENANT, pod=None, ns="tenant", op="CREATE",
+                 new=obj(ns="tenant", lease_ann="kube-system/kube-controller-manager",
+                         stamp_ann=stamp(term=0, uid="x", holder="me"))),
+     lease_obj=lease(ns="kube-system", name="kube-controller-manager"),
+     contains=["kube-system/kube-controller-manager", "not shown"], excludes=[UID, A, "term 3"],
+     disclosed=False)
+case("stale term against a Lease in another namespace: its state not shown", False, "StaleTerm",
+     req=request(user=OPS_SA, pod=None, new=obj(lease_ann="ops/ctrl", stamp_ann=stamp(term=2, holder=B)),
+                 old=obj(lease_ann="ops/ctrl", stamp_ann=stamp(term=2))),
+     lease_obj=lease(ns="ops"), contains=["term 2", "not shown"], excludes=[A, "term 3"], disclosed=False)
+case("stale term against a Lease in another namespace the requester may read", False, "StaleTerm",
+     req=request(user=OPS_SA, pod=None, new=obj(lease_ann="ops/ctrl", stamp_ann=stamp(term=2)),
+                 old=obj(lease_ann="ops/ctrl", stamp_ann=stamp(term=2))),
+     lease_obj=lease(ns="ops"), disclose="allow", contains=[A, "term 3"], disclosed=True)
+case("stale term in the object's namespace, reading refused by the webhook's check", False, "StaleTerm",
+     req=request(new=obj(stamp_ann=stamp(term=2, holder=B)), old=obj(stamp_ann=stamp(term=2)), pod=None),
+     disclose="deny", excludes=[A, "term 3"], disclosed=False)
+
 # --- bad stamps and annotations ---------------------------------------------------
 case("missing stamp", False, "MissingStamp", req=request(new=obj(stamp_ann=None)),
-     contains=["leasefence.io/stamp", "ctrl-a_", "term 3", UID])
-case("malformed stamp", False, "MalformedStamp", req=request(new=obj(stamp_ann="lf1:x")))
-case("unknown stamp version", False, "MalformedStamp",
-     req=request(new=obj(stamp_ann="lf2:3:" + UID + ":" + A)))
+     contains=["fieldManager", "lf1:"], writer="controller")
+case("annotation only, no per-request stamp (helpers before the per-request rule)", False, "MissingStamp",
+     req=request(fm=None), contains=["fieldManager"])
+case("per-request stamp only, no annotation on the object", False, "MissingStamp",
+     req=request(new=obj(stamp_ann=None), fm=stamp()), contains=["leasefence.io/stamp"])
+case("malformed per-request stamp", False, "MalformedStamp", req=request(fm="lf1:x"))
+case("malformed stamp annotation", False, "MalformedStamp", req=request(new=obj(stamp_ann="lf1:x"), fm=stamp()))
+case("unknown stamp version in the annotation", False, "MalformedStamp",
+     req=request(new=obj(stamp_ann="lf2:3:" + UID + ":" + A), fm=stamp()))
 case("stamp with leading zero in term", False, "MalformedStamp",
-     req=request(new=obj(stamp_ann="lf1:03:" + UID + ":" + A)))
+     req=request(new=obj(stamp_ann="lf1:03:" + UID + ":" + A), fm=stamp()))
 case("oversized stamp", False, "MalformedStamp",
-     req=request(new=obj(stamp_ann=stamp(holder="h" * 300))), contains=["at most"])
-case("short-form stamp on an object", False, "MalformedStamp",
-     req=request(new=obj(stamp_ann=stamp(holder=None))), contains=["no holder"])
-case("annotation and fieldManager stamps disagree", False, "ConflictingStamps",
-     req=request(fm=stamp(term=2)))
-case("annotation and fieldManager stamps agree", True, "Current", req=request(fm=stamp(holder=None)))
+     req=request(new=obj(stamp_ann=stamp(holder="h" * 300)), fm=stamp()), contains=["at most"])
+case("stamp annotation over 1024 bytes", False, "MalformedStamp",
+     req=request(new=obj(stamp_ann="x" * 1025), fm=stamp()), contains=["at most"])
+case("holder-less stamp on an object", False, "MalformedStamp",
+     req=request(new=obj(stamp_ann=stamp(holder=None)), fm=stamp()), contains=["no holder"])
+case("holder hash on an object", False, "MalformedStamp",
+     req=request(new=obj(stamp_ann=short()), fm=short()), contains=["hash"])
+case("holder-less short form in fieldManager", False, "MalformedStamp",
+     req=request(fm=stamp(holder=None)), contains=["no holder"])
+case("annotation and per-request stamp disagree", False, "ConflictingStamps",
+     req=request(new=obj(stamp_ann=stamp(term=2)), fm=stamp()), contains=["term 2"])
+case("annotation and per-request short form agree", True, "Current", req=request(fm=short()))
+case("annotation and per-request short form name other holders", False, "ConflictingStamps",
+     req=request(new=obj(stamp_ann=stamp(holder=B)), fm=short(), pod=None))
 case("malformed protection annotation", False, "MalformedProtection",
      req=request(new=obj(lease_ann="a/b/c", stamp_ann=stamp())))
 case("protection annotation with an uppercase name", False, "MalformedProtection",
      req=request(new=obj(lease_ann="Ctrl", stamp_ann=stamp()), old=obj(lease_ann=None)))
-case("stored protection annotation malformed", False, "MalformedProtection",
+case("stored malformed protection corrected by the controller", True, "Current",
      req=request(old=obj(lease_ann="bad name", stamp_ann=stamp())))
+case("stored malformed protection kept by the write", False, "MalformedProtection",
+     req=request(new=obj(lease_ann="bad name", stamp_ann=stamp()), old=obj(lease_ann="bad name", stamp_ann=stamp())))
+case("protection annotation over 1024 bytes", False, "MalformedProtection",
+     req=request(new=obj(lease_ann="a" * 1025, stamp_ann=stamp()), old=obj(lease_ann=None)))
 case("empty protection annotation", False, "MalformedProtection",
      req=request(new=obj(lease_ann="", stamp_ann=stamp()), old=obj(lease_ann=None)))
 
@@ -258,20 +399,31 @@ case("dry-run write with a current stamp", True, "Current", req=request(dry=True
 case("dry-run write with a stale stamp is judged like a real one", False, "StaleTerm",
      req=request(dry=True, new=obj(stamp_ann=stamp(term=2))), contains=["dry-run"])
 
+
 # --- subresources ---------------------------------------------------------------
-def status_req(fm, old_stamp=None, pod="ctrl-a"):
-    o = obj(stamp_ann=old_stamp if old_stamp is not None else stamp())
-    return request(sub="status", fm=fm, new=copy.deepcopy(o), old=o, pod=pod, resource="widgets",
-                   kind="Widget", group="test.leasefence.io")
+def status_req(fm, old_stamp=None, pod="ctrl-a", new=None, user=CTRL_SA, kind="Widget"):
+    o = obj(stamp_ann=old_stamp if old_stamp is not None else stamp(), kind=kind)
+    return request(sub="status", fm=fm, new=new if new is not None else copy.deepcopy(o), old=o, pod=pod,
+                   resource="widgets", kind=kind, group="test.leasefence.io", user=user)
 
 
 case("status write stamped in fieldManager", True, "Current", req=status_req(stamp()))
-case("status write stamped with the short form", True, "Current", req=status_req(stamp(holder=None)))
+case("status write stamped with the short form", True, "Current", req=status_req(short()))
 case("status write without a fieldManager stamp", False, "MissingStamp",
      req=status_req("kubectl-edit"), contains=["fieldManager"])
 case("status write with a stale fieldManager stamp", False, "StaleTerm", req=status_req(stamp(term=2)))
 case("status write older than the object's stored term", False, "OlderThanObject",
      req=status_req(stamp(term=3), old_stamp=stamp(term=5)))
+case("status write that would remove the protection (annotations persist)", False, "ProtectionChange",
+     req=status_req(stamp(), new=obj(lease_ann=None, stamp_ann=stamp(), kind="Widget")),
+     lease_obj=None, status="unavailable", contains=["/status"])
+case("status write that would store a forged term", False, "StampChange",
+     req=status_req(stamp(), new=obj(stamp_ann=stamp(term=2147483647), kind="Widget")),
+     lease_obj=None, status="unavailable", contains=["2147483647"])
+case("status write that stores its own per-request stamp", True, "Current",
+     req=status_req(stamp(), old_stamp=stamp(term=2), new=obj(stamp_ann=stamp(), kind="Widget")))
+case("status write that removes the stamp", False, "StampChange",
+     req=status_req(stamp(), new=obj(stamp_ann=None, kind="Widget")))
 
 # --- DELETE ---------------------------------------------------------------------
 case("delete of an object stamped in the current term", True, "Current", req=request(op="DELETE"))
@@ -287,40 +439,247 @@ case("delete of an unprotected object", True, "NotProtected",
 
 # --- the Lease could not be read ------------------------------------------------------
 case("Lease does not exist", False, "LeaseNotFound", lease_obj=None, status="not_found",
-     contains=["does not exist"], retry_live=True)
+     contains=["does not exist", "election"], excludes=["wait"], retry_live=True)
 case("Lease unavailable, fail closed", False, "LeaseUnavailable", lease_obj=None, status="unavailable",
      contains=["connection refused"])
 case("Lease unavailable, fail open", True, "AdmittedUnavailable", lease_obj=None, status="unavailable",
      policy={"admit_when_unavailable": True}, contains=["WITHOUT fencing", "connection refused"])
+case("fail open never waives G2: older term than the object's, Lease unavailable", False, "OlderThanObject",
+     req=request(new=obj(stamp_ann=stamp(term=5)), old=obj(stamp_ann=stamp(term=6))),
+     lease_obj=None, status="unavailable", policy={"admit_when_unavailable": True})
+case("fail open never waives the per-request stamp", False, "MissingStamp",
+     req=request(fm=None), lease_obj=None, status="unavailable", policy={"admit_when_unavailable": True})
+case("fail open never waives the annotation's agreement", False, "ConflictingStamps",
+     req=request(new=obj(stamp_ann=stamp(term=2)), fm=stamp()), lease_obj=None, status="unavailable",
+     policy={"admit_when_unavailable": True})
 
-# --- exemptions and people -------------------------------------------------------
+# --- exemptions: Kubernetes' own controllers and the break glass -------------------
+def ksa(name):
+    return "system:serviceaccount:kube-system:" + name
+
+
+KSYS_GROUPS = ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"]
 case("garbage collector deletes a protected object", True, "Exempt",
-     req=request(op="DELETE", old=obj(stamp_ann=None), pod=None,
-                 user="system:serviceaccount:kube-system:generic-garbage-collector"),
+     req=request(op="DELETE", old=obj(stamp_ann=None), pod=None, user=ksa("generic-garbage-collector")),
+     lease_obj=None, status="unavailable", writer="exempt")
+for ctrl, res, kind, grp in [("deployment-controller", "deployments", "Deployment", "apps"),
+                             ("statefulset-controller", "statefulsets", "StatefulSet", "apps"),
+                             ("replicaset-controller", "replicasets", "ReplicaSet", "apps"),
+                             ("daemon-set-controller", "daemonsets", "DaemonSet", "apps"),
+                             ("job-controller", "jobs", "Job", "batch"),
+                             ("cronjob-controller", "cronjobs", "CronJob", "batch")]:
+    case(f"{ctrl} writes {res}/status without a stamp", True, "Exempt",
+         req=request(sub="status", fm=None, pod=None, user=ksa(ctrl), groups=KSYS_GROUPS, resource=res,
+                     kind=kind, group=grp, new=obj(stamp_ann=stamp(), kind=kind),
+                     old=obj(stamp_ann=stamp(), kind=kind)),
+         lease_obj=None, status="unavailable")
+case("horizontal-pod-autoscaler writes /scale", True, "Exempt",
+     req=request(sub="scale", fm=None, pod=None, user=ksa("horizontal-pod-autoscaler"), resource="deployments",
+                 kind="Scale", group="apps", new=obj(lease_ann=None, kind="Scale"), old=obj(stamp_ann=stamp())),
      lease_obj=None, status="unavailable")
+case("kube-controller-manager without per-controller credentials", True, "Exempt",
+     req=request(sub="status", fm=None, pod=None, user="system:kube-controller-manager", groups=[]),
+     lease_obj=None, status="unavailable")
+case("kube-scheduler", True, "Exempt",
+     req=request(fm=None, pod=None, user="system:kube-scheduler", groups=[]), lease_obj=None,
+     status="unavailable")
+case("deployment controller scales down an old ReplicaSet carrying a copied stamp of an older term", True,
+     "Exempt",
+     req=request(pod=None, fm=None, user=ksa("deployment-controller"), resource="replicasets", kind="ReplicaSet",
+                 group="apps", new=obj(stamp_ann=stamp(term=3), kind="ReplicaSet"),
+                 old=obj(stamp_ann=stamp(term=3), kind="ReplicaSet")),
+     lease_obj=lease(holder=B, term=4))
+case("namespace controller deletes an object whose stored protection is malformed", True, "Exempt",
+     req=request(op="DELETE", pod=None, user=ksa("namespace-controller"), old=obj(lease_ann="My-Controller")))
+case("garbage collector deletes an object whose stored stamp is over the size bound", True, "Exempt",
+     req=request(op="DELETE", pod=None, user=ksa("generic-garbage-collector"), old=obj(stamp_ann="x" * 5000)))
+case("exempt group fixes a malformed protection", True, "Exempt",
+     req=request(pod=None, fm=None, user="alice", groups=["breakglass"], new=obj(lease_ann="my-controller"),
+                 old=obj(lease_ann="My-Controller")),
+     policy={"exempt_groups": ["breakglass"]})
 case("exempt group from the policy", True, "Exempt",
      req=request(new=obj(stamp_ann=None), pod=None, user="alice", groups=["breakglass"]),
      policy={"exempt_groups": ["breakglass"]})
-case("exempt users replaced by the policy", False, "MissingStamp",
-     req=request(op="DELETE", old=obj(stamp_ann=None), pod=None,
-                 user="system:serviceaccount:kube-system:generic-garbage-collector"),
-     policy={"exempt_users": []})
-case("person edits with kubectl, carrying the current stamp forward", True, "Current",
-     req=request(pod=None, user="alice", groups=["system:authenticated"]))
-case("person edits with kubectl after the term moved on", False, "StaleTerm",
-     req=request(pod=None, user="alice", groups=["system:authenticated"]),
-     lease_obj=lease(holder=B, term=4))
-case("person replaces the object without the stamp", False, "MissingStamp",
-     req=request(pod=None, user="alice", new=obj(stamp_ann=None)))
+case("exempt users replaced by the policy: the garbage collector is then an other writer", True,
+     "OtherWriter",
+     req=request(op="DELETE", old=obj(stamp_ann=None), pod=None, user=ksa("generic-garbage-collector")),
+     policy={"exempt_users": []}, writer="other")
 case("CONNECT is never fenced", True, "NotProtected",
      req=dict(request(op="DELETE"), operation="CONNECT"))
+
+# --- others: people and tools ---------------------------------------------------------
+ALICE = dict(pod=None, user="alice", groups=["system:authenticated"], fm=None)
+ARGO = dict(pod="argocd-application-controller-0", user="system:serviceaccount:argocd:argocd-application-controller",
+            fm="argocd-controller")
+FLUX = dict(pod="kustomize-controller-5d8f-x", user="system:serviceaccount:flux-system:kustomize-controller",
+            fm="kustomize-controller")
+HELM = dict(pod="ci-runner-7f9c-q", user="system:serviceaccount:ci:runner", fm="helm")
+case("person edits with kubectl, carrying the current stamp forward", True, "OtherWriter",
+     req=request(**ALICE), writer="other")
+case("person edits with kubectl after the term moved on", True, "OtherWriter",
+     req=request(**ALICE), lease_obj=lease(holder=B, term=4))
+case("person's edit needs no Lease: admitted while it cannot be read", True, "OtherWriter",
+     req=request(**ALICE), lease_obj=None, status="unavailable")
+case("person replaces the object without the stamp", True, "OtherWriter",
+     req=request(new=obj(stamp_ann=None), **ALICE))
+case("Argo CD sync from its pod, carrying the stamp forward", True, "OtherWriter", req=request(**ARGO))
+case("Argo CD self-heal after a leader change", True, "OtherWriter", req=request(**ARGO),
+     lease_obj=lease(holder=B, term=4))
+case("Flux dry run", True, "OtherWriter", req=request(dry=True, **FLUX))
+case("Flux force-recreate: the delete", True, "OtherWriter",
+     req=request(op="DELETE", pod=FLUX["pod"], user=FLUX["user"]))
+case("Flux force-recreate: the create with the current stamp", True, "OtherWriter",
+     req=request(op="CREATE", **FLUX))
+case("Helm upgrade from a CI runner pod", True, "OtherWriter", req=request(**HELM))
+case("reloader restarts a protected Deployment", True, "OtherWriter",
+     req=request(pod="reloader-6c9-x", user="system:serviceaccount:reloader:reloader", fm="reloader",
+                 resource="deployments", kind="Deployment", group="apps",
+                 new=obj(stamp_ann=stamp(), kind="Deployment"), old=obj(stamp_ann=stamp(), kind="Deployment")))
+case("KEDA's operator writes /scale", True, "OtherWriter",
+     req=request(sub="scale", pod="keda-operator-1", user="system:serviceaccount:keda:keda-operator", fm="keda",
+                 resource="deployments", kind="Scale", group="apps", new=obj(lease_ann=None, kind="Scale"),
+                 old=obj(stamp_ann=stamp())),
+     lease_obj=None, status="unavailable")
+case("person scales a ReplicaSet protected by copied annotations", True, "OtherWriter",
+     req=request(sub="scale", resource="replicasets", kind="Scale", group="apps",
+                 new=obj(lease_ann=None, kind="Scale"), old=obj(stamp_ann=stamp(term=2)), **ALICE))
+case("kubectl rollout undo copies an older tenure's stamp back", True, "OtherWriter",
+     req=request(resource="deployments", kind="Deployment", group="apps",
+                 new=obj(stamp_ann=stamp(term=3, holder=A), kind="Deployment"),
+                 old=obj(stamp_ann=stamp(term=4, holder=B), kind="Deployment"), **ALICE),
+     lease_obj=lease(holder=B, term=4))
+case("person stores a stamp ahead of the Lease", False, "StampChange",
+     req=request(new=obj(stamp_ann=stamp(term=2147483647)), **ALICE), contains=["ahead"], retry_live=True)
+case("person stores a malformed stamp", False, "MalformedStamp",
+     req=request(new=obj(stamp_ann="lf1:nope"), **ALICE), lease_obj=None, status="unavailable")
+case("person changes the protection and the stamp in one write", False, "StampChange",
+     req=request(new=obj(lease_ann="other", stamp_ann=stamp(term=9)), **ALICE), lease_obj=None,
+     status="unavailable")
+case("person's status write that would remove the protection", False, "ProtectionChange",
+     req=status_req(None, new=obj(lease_ann=None, stamp_ann=stamp(), kind="Widget"), pod=None, user="alice"),
+     lease_obj=None, status="unavailable")
+case("person's status write that would change the stamp", False, "StampChange",
+     req=status_req(None, new=obj(stamp_ann=stamp(term=2), kind="Widget"), pod=None, user="alice"),
+     lease_obj=None, status="unavailable")
+case("person corrects a malformed stored protection", True, "OtherWriter",
+     req=request(new=obj(lease_ann="my-controller"), old=obj(lease_ann="My-Controller"), **ALICE))
+case("person's write keeps a malformed protection", False, "MalformedProtection",
+     req=request(new=obj(lease_ann="My-Controller"), old=obj(lease_ann="My-Controller"), **ALICE),
+     contains=["annotate"])
+case("a tool in the controller's own namespace is one of its writers", False, "MissingStamp",
+     req=request(pod="helm-runner-0", user="system:serviceaccount:default:helm", fm="helm"),
+     contains=["default"])
+
+# --- restores and decommissioning ----------------------------------------------------------
+VELERO = dict(pod="velero-5f-x", user="system:serviceaccount:velero:velero", fm="velero")
+case("restore before the Lease exists", True, "Unguarded",
+     req=request(op="CREATE", **VELERO), lease_obj=None, status="not_found")
+case("restore after the Lease was re-created with a new uid", True, "OtherWriter",
+     req=request(op="CREATE", **VELERO), lease_obj=lease(uid=UID2, term=0))
+case("restore with the Lease held, stamp no newer than the Lease", True, "OtherWriter",
+     req=request(op="CREATE", **VELERO), lease_obj=lease(holder=B, term=4))
+case("restore of a stamp ahead of the live Lease", False, "StampChange",
+     req=request(op="CREATE", new=obj(stamp_ann=stamp(term=9)), **VELERO))
+case("restore without the Lease's namespace restored yet, Lease unreadable", False, "LeaseUnavailable",
+     req=request(op="CREATE", **VELERO), lease_obj=None, status="unavailable")
+case("admin removes the protection while the controller leads", False, "ProtectionChange",
+     req=request(new=obj(lease_ann=None), **ALICE), contains=["Stop the controller"], excludes=["wait"], retry_live=True)
+case("admin removes the protection after the Lease was released", True, "Unguarded",
+     req=request(new=obj(lease_ann=None), **ALICE), lease_obj=lease(holder="", duration=1))
+case("admin removes the protection after the Lease expired", True, "Unguarded",
+     req=request(new=obj(lease_ann=None), **ALICE), now=20)
+case("admin removes the protection after the Lease was deleted", True, "Unguarded",
+     req=request(new=obj(lease_ann=None, stamp_ann=None), **ALICE), lease_obj=None, status="not_found")
+case("admin moves the protection to another Lease while the controller leads", False, "ProtectionChange",
+     req=request(new=obj(lease_ann="other"), **ALICE))
+case("prune deletes a protected object while the controller leads", True, "OtherWriter",
+     req=request(op="DELETE", pod=ARGO["pod"], user=ARGO["user"]))
+case("controller removes its finalizer, the Lease gone (namespace deletion)", True, "Unguarded",
+     req=request(new=obj(stamp_ann=stamp(), deleting=True), old=obj(stamp_ann=stamp(), deleting=True)),
+     lease_obj=None, status="not_found")
+case("controller removes its finalizer, the Lease released", True, "Unguarded",
+     req=request(new=obj(stamp_ann=stamp(), deleting=True), old=obj(stamp_ann=stamp(), deleting=True)),
+     lease_obj=lease(holder="", duration=1))
+case("controller deletes an object being deleted, the Lease gone", True, "Unguarded",
+     req=request(op="DELETE", old=obj(stamp_ann=stamp(), deleting=True)), lease_obj=None, status="not_found")
+case("admin removes a finalizer, the Lease gone", True, "OtherWriter",
+     req=request(new=obj(stamp_ann=stamp(), deleting=True), old=obj(stamp_ann=stamp(), deleting=True), **ALICE),
+     lease_obj=None, status="not_found")
+case("controller writes an object not being deleted, the Lease gone", False, "LeaseNotFound",
+     req=request(new=obj(stamp_ann=stamp()), old=obj(stamp_ann=stamp())), lease_obj=None, status="not_found")
+
+# --- strict mode ---------------------------------------------------------------------------
+STRICT = {"unstamped_writes": "deny"}
+case("strict mode: a person's edit without a per-request stamp", False, "MissingStamp",
+     req=request(**ALICE), policy=STRICT, contains=["--unstamped-writes=deny"], writer="controller")
+case("strict mode: a tool's sync from its pod", False, "MissingStamp", req=request(**ARGO), policy=STRICT)
+case("strict mode: a person's delete is judged as a fenced delete", True, "Current",
+     req=request(op="DELETE", pod=None, user="alice"), policy=STRICT)
+case("strict mode: exempt writers stay exempt", True, "Exempt",
+     req=request(sub="status", fm=None, pod=None, user=ksa("deployment-controller")), policy=STRICT)
+
+# --- a stale ex-leader tries every exempted and other path under its own identity -------------
+# The Lease moved on to ctrl-b in term 4; ctrl-a (pod ctrl-a, the controller's service account)
+# resumes with term 3 in its cache.
+B4 = lease(holder=B, term=4)
+STALE = dict(lease_obj=B4)
+case("stale: carries the stored stamp forward without a per-request stamp", False, "MissingStamp",
+     req=request(new=obj(stamp_ann=stamp(term=4, holder=B)), old=obj(stamp_ann=stamp(term=4, holder=B)), fm=None),
+     **STALE)
+case("stale: MergeFrom patch with its own per-request stamp over the new leader's", False, "StaleTerm",
+     req=request(new=obj(stamp_ann=stamp(term=4, holder=B)), old=obj(stamp_ann=stamp(term=4, holder=B)),
+                 fm=stamp(term=3)), **STALE)
+case("stale: the same MergeFrom patch without a pod identity", False, "StaleTerm",
+     req=request(new=obj(stamp_ann=stamp(term=4, holder=B)), old=obj(stamp_ann=stamp(term=4, holder=B)),
+                 fm=stamp(term=3), pod=None), **STALE)
+case("stale: status write without a per-request stamp", False, "MissingStamp",
+     req=status_req(None, old_stamp=stamp(term=4, holder=B)), **STALE)
+case("stale: status write with its own stamp", False, "StaleTerm",
+     req=status_req(stamp(term=3), old_stamp=stamp(term=4, holder=B)), **STALE)
+case("stale: status write that removes the protection with a copied stamp", False, "ProtectionChange",
+     req=status_req(stamp(term=4, holder=B), old_stamp=stamp(term=4, holder=B),
+                    new=obj(lease_ann=None, stamp_ann=stamp(term=4, holder=B), kind="Widget")), **STALE)
+case("stale: /scale with a copied stamp", False, "IdentityMismatch",
+     req=request(sub="scale", fm=stamp(term=4, holder=B), resource="deployments", kind="Scale", group="apps",
+                 new=obj(lease_ann=None, kind="Scale"), old=obj(stamp_ann=stamp(term=4, holder=B))), **STALE)
+case("stale: delete of an object the new leader stamped", False, "IdentityMismatch",
+     req=request(op="DELETE", old=obj(stamp_ann=stamp(term=4, holder=B))), **STALE)
+case("stale: removes the protection without a per-request stamp", False, "MissingStamp",
+     req=request(new=obj(lease_ann=None, stamp_ann=stamp(term=4, holder=B)),
+                 old=obj(stamp_ann=stamp(term=4, holder=B)), fm=None), **STALE)
+case("stale: lowers the stored stamp as a rollback would", False, "MissingStamp",
+     req=request(new=obj(stamp_ann=stamp(term=3)), old=obj(stamp_ann=stamp(term=4, holder=B)), fm=None),
+     **STALE)
+case("stale: re-creates a deleted object as a restore would", False, "MissingStamp",
+     req=request(op="CREATE", fm=None), **STALE)
+case("stale: removes its finalizer while the new leader holds the Lease", False, "StaleTerm",
+     req=request(new=obj(stamp_ann=stamp(term=3), deleting=True), old=obj(stamp_ann=stamp(term=3), deleting=True)),
+     **STALE)
+case("stale: hostNetwork pod on another node with a copied stamp", False, "IdentityMismatch",
+     req=request(pod="ctrl-x", node="node-2", new=obj(stamp_ann=stamp(term=4, holder="node-1_5b0b")),
+                 old=obj(stamp_ann=stamp(term=4, holder="node-1_5b0b"))),
+     lease_obj=lease(holder="node-1_5b0b", term=4))
+case("stale: writes with a fieldManager of a tool's name", False, "MissingStamp",
+     req=request(new=obj(stamp_ann=stamp(term=4, holder=B)), old=obj(stamp_ann=stamp(term=4, holder=B)),
+                 fm="argocd-controller"), **STALE)
+case("stale: dry run of an unstamped write", False, "MissingStamp",
+     req=request(dry=True, fm=None), **STALE)
+case("stale: under fail-open, older than the object", False, "OlderThanObject",
+     req=request(new=obj(stamp_ann=stamp(term=4, holder=B)), old=obj(stamp_ann=stamp(term=4, holder=B)),
+                 fm=stamp(term=3)),
+     lease_obj=None, status="unavailable", policy={"admit_when_unavailable": True})
+case("limit: a plain token copying the stored stamp into its per-request stamp is not told apart", True,
+     "Current",
+     req=request(new=obj(stamp_ann=stamp(term=4, holder=B)), old=obj(stamp_ann=stamp(term=4, holder=B)),
+                 fm=stamp(term=4, holder=B), pod=None), **STALE)
 
 # --- reviews that are not valid ----------------------------------------------------
 bad = request()
 bad["userInfo"]["extra"]["authentication.kubernetes.io/pod-name"] = ["a", "b"]
 review_error("two pod names", bad, ["pod-name"])
-bad = request(new=obj(stamp_ann="x" * 1025))
-review_error("stamp annotation over 1024 bytes", bad, ["at most 1024"])
+bad = request(node="n1")
+bad["userInfo"]["extra"]["authentication.kubernetes.io/node-name"] = ["n1", "n2"]
+review_error("two node names", bad, ["node-name"])
 bad = request()
 bad["object"]["metadata"]["annotations"]["leasefence.io/stamp"] = 7
 review_error("stamp annotation not a string", bad, ["must be a string"])
@@ -358,7 +717,8 @@ STAMPS = {
         parse_ok("holder with colons", f"lf1:1:{UID}:a:b:c", 1, UID, "a:b:c"),
         parse_ok("holder of 256 bytes", f"lf1:1:{UID}:{H256}", 1, UID, H256),
         parse_ok("unicode holder", f"lf1:1:{UID}:pod-é_ü", 1, UID, "pod-é_ü"),
-        parse_ok("short form", f"lf1:7:{UID}", 7, UID, ""),
+        parse_ok("holder-less form of earlier helpers", f"lf1:7:{UID}", 7, UID, ""),
+        parse_ok("short form with a holder hash", short(term=7), 7, UID, "#" + holder_hash(A)),
         parse_ok("uid of 64", "lf1:1:" + "a" * 64 + ":x", 1, "a" * 64, "x"),
         parse_ok("uppercase uid", "lf1:1:ABC-def:x", 1, "ABC-def", "x"),
         parse_bad("empty", ""),
@@ -386,19 +746,34 @@ STAMPS = {
         {"name": "full", "term": 3, "lease_uid": UID, "holder": A, "ok": True, "stamp": stamp(),
          "field_manager": stamp()},
         {"name": "long holder falls back to the short form in fieldManager", "term": 3, "lease_uid": UID,
-         "holder": "p" * 90, "ok": True, "stamp": stamp(holder="p" * 90), "field_manager": stamp(holder=None)},
+         "holder": "p" * 90, "ok": True, "stamp": stamp(holder="p" * 90), "field_manager": short(holder="p" * 90)},
         {"name": "holder that just fits in fieldManager", "term": 3, "lease_uid": UID,
          "holder": "p" * (128 - len(stamp(holder=None)) - 1), "ok": True,
          "stamp": stamp(holder="p" * (128 - len(stamp(holder=None)) - 1)),
          "field_manager": stamp(holder="p" * (128 - len(stamp(holder=None)) - 1))},
         {"name": "holder one byte too long for fieldManager", "term": 3, "lease_uid": UID,
          "holder": "p" * (128 - len(stamp(holder=None))), "ok": True,
-         "stamp": stamp(holder="p" * (128 - len(stamp(holder=None)))), "field_manager": stamp(holder=None)},
+         "stamp": stamp(holder="p" * (128 - len(stamp(holder=None)))),
+         "field_manager": short(holder="p" * (128 - len(stamp(holder=None))))},
+        {"name": "holder that looks like a holder hash", "term": 1, "lease_uid": UID,
+         "holder": "#0123456789abcdef", "ok": False},
+        {"name": "holder like a hash but of other length", "term": 1, "lease_uid": UID,
+         "holder": "#0123456789abcde", "ok": True, "stamp": stamp(term=1, holder="#0123456789abcde"),
+         "field_manager": stamp(term=1, holder="#0123456789abcde")},
         {"name": "negative term", "term": -1, "lease_uid": UID, "holder": A, "ok": False},
         {"name": "empty holder", "term": 1, "lease_uid": UID, "holder": "", "ok": False},
         {"name": "empty uid", "term": 1, "lease_uid": "", "holder": A, "ok": False},
         {"name": "uid with a colon", "term": 1, "lease_uid": "a:b", "holder": A, "ok": False},
         {"name": "holder with a newline", "term": 1, "lease_uid": UID, "holder": "a\nb", "ok": False},
+    ],
+    # The holder hash of docs/protocol.md section 3 (64-bit FNV-1a, 16 hex digits).
+    "holder_hash": [
+        {"name": "empty", "holder": "", "hash": "cbf29ce484222325"},
+        {"name": "one byte", "holder": "a", "hash": "af63dc4c8601ec8c"},
+        {"name": "client-go identity", "holder": A, "hash": holder_hash(A)},
+        {"name": "hostNetwork identity", "holder": "node-1_5b0b", "hash": holder_hash("node-1_5b0b")},
+        {"name": "UTF-8 bytes", "holder": "pod-é", "hash": holder_hash("pod-é")},
+        {"name": "256 bytes", "holder": H256, "hash": holder_hash(H256)},
     ],
     "lease_ref": [
         {"name": "same namespace", "text": "ctrl", "object_ns": "default", "ok": True, "ns": "default",

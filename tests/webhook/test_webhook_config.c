@@ -78,10 +78,11 @@ static void test_values(void **state) {
   assert_int_equal(cfg.policy.skew_us, 90000000);
   assert_true(cfg.policy.admit_when_unavailable);
   /* Given exempt users add to the built-in ones (which come first). */
-  assert_int_equal(cfg.policy.n_exempt_users, 5);
-  assert_string_equal(cfg.policy.exempt_users[0],
-                      "system:serviceaccount:kube-system:generic-garbage-collector");
-  assert_string_equal(cfg.policy.exempt_users[4], "bob");
+  assert_int_equal(cfg.policy.n_exempt_users, 48);
+  assert_string_equal(cfg.policy.exempt_users[5],
+                      "system:serviceaccount:kube-system:deployment-controller");
+  assert_string_equal(cfg.policy.exempt_users[47], "bob");
+  assert_false(cfg.policy.deny_unstamped);
   assert_int_equal(cfg.policy.n_exempt_groups, 1);
   assert_int_equal(cfg.max_request_bytes, 1024 * 1024);
   assert_int_equal(cfg.tls_min, 13);
@@ -89,6 +90,11 @@ static void test_values(void **state) {
   assert_int_equal(cfg.shutdown_timeout_us, 500000);
   assert_int_equal(cfg.threads, 3);
 
+  assert_int_equal(parse(&cfg, err, sizeof err, REQ, "--unstamped-writes=deny", NULL),
+                   LFW_CONFIG_RUN);
+  assert_true(cfg.policy.deny_unstamped);
+  assert_int_equal(parse(&cfg, err, sizeof err, REQ, "--unstamped-writes=maybe", NULL),
+                   LFW_CONFIG_ERROR);
   assert_int_equal(
       parse(&cfg, err, sizeof err, REQ, "--no-default-exempt", "--exempt-user=bob", NULL),
       LFW_CONFIG_RUN);

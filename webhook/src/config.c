@@ -48,6 +48,7 @@ typedef enum flag_id {
   F_IDENTITY,
   F_SKEW,
   F_UNAVAILABLE,
+  F_UNSTAMPED,
   F_EXEMPT_USER,
   F_EXEMPT_GROUP,
   F_NO_DEFAULT_EXEMPT,
@@ -119,12 +120,15 @@ static const flag flags[] = {
      "clock skew tolerated between Lease holders and the webhook"},
     {F_UNAVAILABLE, "on-lease-unavailable", "deny|admit", "deny",
      "answer when the guarding Lease cannot be read (admit adds a warning)"},
+    {F_UNSTAMPED, "unstamped-writes", "judge|deny", "judge",
+     "writes to protected objects without a per-request stamp from people and tools outside "
+     "the Lease's namespace: judge them as others' writes, or deny them (strict mode)"},
     {F_EXEMPT_USER, "exempt-user", "NAME", NULL,
      "user admitted without a stamp; repeatable; adds to the built-in users"},
     {F_EXEMPT_GROUP, "exempt-group", "NAME", NULL, "group admitted without a stamp; repeatable"},
     {F_NO_DEFAULT_EXEMPT, "no-default-exempt", NULL, NULL,
-     "do not exempt the built-in controllers (garbage collector, namespace controller, "
-     "kube-controller-manager)"},
+     "do not exempt Kubernetes' own control plane (kube-controller-manager's controllers, "
+     "kube-scheduler)"},
     {F_EVENTS, "events", "true|false", "true",
      "post a Warning Event on each object whose write was denied (not for dry runs), "
      "through --kubeconfig or the in-cluster service account (with a file: Lease source, "
@@ -160,9 +164,10 @@ static void print_help(FILE *out, const char *prog) {
       fprintf(out, " (default %s)", flags[i].def);
     fputc('\n', out);
   }
-  fprintf(out, "\nExempt requesters are the built-in controllers that must always write\n"
-               "(garbage collector, namespace controller, kube-controller-manager), unless\n"
-               "--no-default-exempt, plus every --exempt-user and --exempt-group.\n");
+  fprintf(out, "\nExempt requesters are Kubernetes' own control plane (every controller\n"
+               "service account of kube-controller-manager, system:kube-controller-manager,\n"
+               "system:kube-scheduler), unless --no-default-exempt, plus every --exempt-user\n"
+               "and --exempt-group. docs/protocol.md, section 5.1, says who else is fenced.\n");
 }
 
 static int fail(char *err, size_t err_size, const char *fmt, ...)
@@ -417,6 +422,14 @@ static int set_flag(lfw_config *cfg, const flag *f, const char *val, char *err, 
       cfg->policy.admit_when_unavailable = true;
     else
       return fail(err, err_size, "--on-lease-unavailable: \"%s\" is not deny or admit", val);
+    break;
+  case F_UNSTAMPED:
+    if (strcmp(val, "judge") == 0)
+      cfg->policy.deny_unstamped = false;
+    else if (strcmp(val, "deny") == 0)
+      cfg->policy.deny_unstamped = true;
+    else
+      return fail(err, err_size, "--unstamped-writes: \"%s\" is not judge or deny", val);
     break;
   case F_EXEMPT_USER:
   case F_EXEMPT_GROUP: {

@@ -22,7 +22,7 @@ typedef enum lfw_mode {
 
 const char *lfw_mode_name(lfw_mode mode);
 
-#define LFW_EXEMPT_MAX 64 /* --exempt-user / --exempt-group values, each. */
+#define LFW_EXEMPT_MAX 128 /* Exempt users (built-in ones included) / groups, each. */
 
 typedef struct lfw_config {
   const char *bind_address;   /* Serving address, default "0.0.0.0". */

@@ -112,6 +112,9 @@ static void lookup(const lfw_review_env *env, const lf_lease_ref *ref, unsigned 
   if (rc == LF_OK) {
     view->status = LF_LEASE_OK;
     view->lease = lease;
+    /* A source that never caches reads after the request arrived; a caching
+     * one does so when asked to read live. */
+    view->live = (flags & LFW_LEASE_LIVE) != 0 || !env->source->caches;
   } else if (rc == LF_ENOTFOUND) {
     view->status = LF_LEASE_NOT_FOUND;
   } else {
@@ -396,7 +399,8 @@ void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, 
     if (dec.presented.holder[0] != '\0')
       put_annotation(out, &first, "presented-holder", dec.presented.holder);
   }
-  if (have_view && view.status == LF_LEASE_OK) {
+  /* Only what the denial itself may show (docs/protocol.md, section 5.3). */
+  if (have_view && view.status == LF_LEASE_OK && dec.lease_disclosed) {
     snprintf(num, sizeof num, "%" PRId32, lease.transitions);
     put_annotation(out, &first, "lease-term", num);
     put_annotation(out, &first, "lease-holder", lease.holder);

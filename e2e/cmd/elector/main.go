@@ -233,9 +233,14 @@ func (w *writer) write(ctx context.Context, s fencing.Stamp, trigger string) {
 			fatal(err)
 		}
 	}
+	// The stamp goes on the object and, per request, in fieldManager.
+	popts, copts := metav1.PatchOptions{}, metav1.CreateOptions{}
+	if !w.noStamp {
+		popts, copts = fencing.PatchOptions(s, popts), fencing.CreateOptions(s, copts)
+	}
 	cms := w.client.CoreV1().ConfigMaps(w.namespace)
 	l.Time = time.Now()
-	cm, err := cms.Patch(ctx, w.name, types.MergePatchType, body, metav1.PatchOptions{})
+	cm, err := cms.Patch(ctx, w.name, types.MergePatchType, body, popts)
 	if apierrors.IsNotFound(err) {
 		l.Op = "create"
 		obj := &corev1.ConfigMap{
@@ -245,7 +250,7 @@ func (w *writer) write(ctx context.Context, s fencing.Stamp, trigger string) {
 		if !w.noStamp {
 			fencing.StampObject(obj, s)
 		}
-		cm, err = cms.Create(ctx, obj, metav1.CreateOptions{})
+		cm, err = cms.Create(ctx, obj, copts)
 	}
 	l.Done = time.Now()
 	var status apierrors.APIStatus

@@ -109,7 +109,7 @@ func run(n int, workersFlag string) error {
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%d", i), Annotations: map[string]string{
 				harness.AnnotationLease: "ctrl", harness.AnnotationStamp: stamp}},
 			Data: map[string]string{"k": "0"},
-		}, metav1.CreateOptions{})
+		}, metav1.CreateOptions{FieldManager: stamp})
 		if err != nil {
 			return err
 		}
@@ -224,7 +224,8 @@ func updates(ctx context.Context, c *cluster.Cluster, workers, n int) ([]time.Du
 			for i := 0; i < n && err == nil; i++ {
 				cm.Data["k"] = strconv.Itoa(i)
 				t0 := time.Now()
-				cm, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+				// The stamp per request, as the controller's writes carry it.
+				cm, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: cm.Annotations[harness.AnnotationStamp]})
 				lat = append(lat, time.Since(t0))
 			}
 			mu.Lock()

@@ -65,8 +65,11 @@ typedef struct lf_error {
 #define LF_ANNOTATION_STAMP "leasefence.io/stamp"
 /* Every stamp starts with this version marker. */
 #define LF_STAMP_PREFIX "lf1:"
-/* userInfo.extra key the API server fills for pod-bound service-account tokens. */
+/* userInfo.extra keys the API server fills for pod-bound service-account tokens. */
 #define LF_EXTRA_POD_NAME "authentication.kubernetes.io/pod-name"
+#define LF_EXTRA_NODE_NAME "authentication.kubernetes.io/node-name"
+/* Usernames of service accounts: "system:serviceaccount:<namespace>:<name>". */
+#define LF_SERVICE_ACCOUNT_PREFIX "system:serviceaccount:"
 
 #define LF_NAMESPACE_MAX 63      /* A DNS-1123 label. */
 #define LF_NAME_MAX 253          /* A DNS-1123 subdomain. */
@@ -74,6 +77,7 @@ typedef struct lf_error {
 #define LF_HOLDER_MAX 256        /* Holder identities; pod name + "_" + uuid fits. */
 #define LF_STAMP_MAX 340         /* "lf1:" + term + ":" + uid + ":" + holder. */
 #define LF_FIELD_MANAGER_MAX 128 /* The API server's own limit on fieldManager. */
+#define LF_HOLDER_HASH_LEN 16    /* Hex digits of a holder hash. */
 #define LF_RESOURCE_VERSION_MAX 64
 #define LF_ANNOTATION_MAX 1024               /* Bound on our own annotations' values. */
 #define LF_GROUPS_MAX 256                    /* Groups of one requester we look at. */
@@ -103,23 +107,40 @@ LF_EXPORT int lf_time_format(int64_t us, char *buf, size_t size);
 typedef struct lf_stamp {
   int32_t term;
   char lease_uid[LF_UID_MAX + 1];
-  /* Empty only in the short fieldManager form, used when the full stamp would
-   * not fit in 128 characters. */
+  /* The holder; in the short fieldManager form "#" and the holder's hash
+   * (holder_hashed then true); "" in the holder-less form of earlier
+   * helpers, which the decision refuses. */
   char holder[LF_HOLDER_MAX + 1];
+  bool holder_hashed;
 } lf_stamp;
 
 /* Parses "lf1:<term>:<lease-uid>[:<holder>]" of `len` bytes. A stamp without a
- * holder parses (holder ""); callers decide where that form is allowed. */
+ * holder parses (holder ""), and a holder of "#" and 16 lowercase hex digits
+ * is read as a holder hash; callers decide where those forms are allowed. */
 LF_EXPORT int lf_stamp_parse(const char *text, size_t len, lf_stamp *out, lf_error *err);
+
+/* Writes the holder hash of `holder` (64-bit FNV-1a of its bytes) as 16
+ * lowercase hex digits and a NUL into `out`. */
+LF_EXPORT void lf_holder_hash(const char *holder, char out[LF_HOLDER_HASH_LEN + 1]);
+
+/* True when `stamp` names `holder`: the same holder, or the holder's hash in
+ * the short form. */
+LF_EXPORT bool lf_stamp_names_holder(const lf_stamp *stamp, const char *holder);
+
+/* True when `a` and `b` name the same tenure: Lease uid, term and holder (a
+ * holder hash standing for its holder). */
+LF_EXPORT bool lf_stamp_same_tenure(const lf_stamp *a, const lf_stamp *b);
 
 /* Writes the full stamp, NUL-terminated, into `buf` of `size` bytes
  * (LF_STAMP_MAX + 1 always suffices). LF_EINVAL if the stamp is not valid
  * (negative term, bad uid, empty or unprintable holder). */
 LF_EXPORT int lf_stamp_format(const lf_stamp *stamp, char *buf, size_t size, lf_error *err);
 
-/* Writes the stamp as a fieldManager value (at most 128 characters) into
- * `buf` (LF_FIELD_MANAGER_MAX + 1 bytes suffice): the full form when it fits,
- * else the short form without the holder. */
+/* Writes the stamp as a fieldManager value, the per-request stamp (at most
+ * 128 characters), into `buf` (LF_FIELD_MANAGER_MAX + 1 bytes suffice): the
+ * full form when it is at most 128 bytes of printable ASCII, else the short
+ * form "lf1:<term>:<lease-uid>:#<holder hash>". LF_EINVAL as
+ * lf_stamp_format. */
 LF_EXPORT int lf_stamp_format_field_manager(const lf_stamp *stamp, char *buf, size_t size,
                                             lf_error *err);
 
@@ -172,8 +193,9 @@ LF_EXPORT const char *lf_operation_name(lf_operation op);
 typedef struct lf_object_meta {
   bool present;
   const char *ns;               /* metadata.namespace, or NULL. */
-  const char *lease_annotation; /* NULL when absent. */
-  const char *stamp_annotation; /* NULL when absent. */
+  const char *lease_annotation; /* NULL when absent; any length, judged by the decision. */
+  const char *stamp_annotation; /* NULL when absent; any length, judged by the decision. */
+  bool deleting;                /* metadata.deletionTimestamp is set. */
 } lf_object_meta;
 
 /* One admission request, as far as fencing needs it. Every pointer points
@@ -194,7 +216,8 @@ typedef struct lf_request {
   const char *username;
   const char *groups[LF_GROUPS_MAX];
   size_t n_groups;
-  const char *pod_name; /* userInfo.extra[LF_EXTRA_POD_NAME][0], or NULL. */
+  const char *pod_name;  /* userInfo.extra[LF_EXTRA_POD_NAME][0], or NULL. */
+  const char *node_name; /* userInfo.extra[LF_EXTRA_NODE_NAME][0], or NULL. */
   lf_object_meta object;
   lf_object_meta old_object;
 } lf_request;
@@ -202,12 +225,13 @@ typedef struct lf_request {
 /* Reads `review`, an admission.k8s.io/v1 AdmissionReview, into `out`.
  * LF_EINVAL with a precise message for a wrong apiVersion or kind, a missing
  * request or uid, a wrongly typed field, an unknown operation, an annotation
- * of ours over LF_ANNOTATION_MAX, a NUL in a string read whole (uid, names,
+ * of ours that is not a string, a NUL in a string read whole (uid, names,
  * fieldManager, username, our annotations), more than LF_GROUPS_MAX groups,
- * more than one pod name, or an object whose metadata.namespace is not
- * request.namespace. A group containing NUL is left out of `groups`. `out`
- * borrows from `review`; parse it with JSON_ALLOW_NUL, since other strings
- * may hold NUL. */
+ * more than one pod or node name, or an object whose metadata.namespace is
+ * not request.namespace. A group containing NUL is left out of `groups`. The
+ * length of our annotations is left to the decision, so that exempt writers
+ * are never refused for what an object holds. `out` borrows from `review`;
+ * parse it with JSON_ALLOW_NUL, since other strings may hold NUL. */
 LF_EXPORT int lf_request_from_review(const json_t *review, lf_request *out, lf_error *err);
 
 /* ------------------------------------------------------------------------ */
@@ -225,15 +249,19 @@ typedef struct lf_policy {
   lf_identity_mode identity;
   int64_t skew_us;             /* Clock skew tolerated, default 2 s. */
   bool admit_when_unavailable; /* Fail open when the Lease cannot be read. */
+  /* Strict mode: every writer that is not exempt is judged as the guarded
+   * controller's, so writes without a per-request stamp are refused. */
+  bool deny_unstamped;
   const char *const *exempt_users;
   size_t n_exempt_users;
   const char *const *exempt_groups;
   size_t n_exempt_groups;
 } lf_policy;
 
-/* Sets the defaults: identity when present, 2 s skew, fail closed, and the
- * built-in controllers that must always be able to write (the garbage
- * collector, the namespace controller) exempt. */
+/* Sets the defaults: identity when present, 2 s skew, fail closed, not
+ * strict, and Kubernetes' own control plane exempt (every controller service
+ * account of kube-controller-manager, system:kube-controller-manager,
+ * system:kube-scheduler; docs/protocol.md, section 5.1). */
 LF_EXPORT void lf_policy_init(lf_policy *policy);
 
 /* Stable reason codes. lf_reason_name() gives the CamelCase name that goes
@@ -259,6 +287,11 @@ typedef enum lf_reason {
   LF_R_OLDER_THAN_OBJECT, /* G2: older than the term stored on the object. */
   LF_R_IDENTITY_MISMATCH, /* G4: the requester's pod is not the holder. */
   LF_R_IDENTITY_REQUIRED, /* G4 required but the request has no pod. */
+  LF_R_OTHER_WRITER,      /* Allowed: a writer other than the controller's, fencing state kept. */
+  LF_R_UNGUARDED,         /* Allowed: nobody leads, so nobody relies on the fencing state. */
+  LF_R_OTHER_LEASE,       /* The stamp names another Lease uid (not known to be re-created). */
+  LF_R_PROTECTION_CHANGE, /* The protection may not be changed by this write now. */
+  LF_R_STAMP_CHANGE,      /* The stored stamp may not be changed so by this write. */
   LF_R_COUNT
 } lf_reason;
 
@@ -270,12 +303,35 @@ typedef enum lf_lease_status {
   LF_LEASE_UNAVAILABLE,
 } lf_lease_status;
 
+/* May the requester be told the Lease's state (holder, term, uid, times)? */
+typedef enum lf_disclosure {
+  LF_DISCLOSE_DEFAULT = 0, /* Only when the Lease is in the request's namespace. */
+  LF_DISCLOSE_ALLOW,       /* The caller established that the requester may read it. */
+  LF_DISCLOSE_DENY,        /* The caller established that it may not. */
+} lf_disclosure;
+
 /* The Lease as the caller last read it. */
 typedef struct lf_lease_view {
   lf_lease_status status;
   const lf_lease *lease; /* Valid when status is LF_LEASE_OK. */
   const char *cause;     /* Why it could not be read, when UNAVAILABLE. */
+  /* The read started after the request arrived (a quorum read, or a live
+   * read after retry_live): it shows who leads now, not who led. false is
+   * the safe default: a tenure conflict is then denied with retry_live. */
+  bool live;
+  lf_disclosure disclose;
 } lf_lease_view;
+
+/* The writer classes of docs/protocol.md, section 5.1. */
+typedef enum lf_writer {
+  LF_WRITER_UNKNOWN = 0, /* Decided before the class mattered (CONNECT, not protected). */
+  LF_WRITER_EXEMPT,
+  LF_WRITER_CONTROLLER, /* The guarded controller's writers: fenced. */
+  LF_WRITER_OTHER,      /* People and tools without a per-request stamp. */
+} lf_writer;
+
+/* "unknown", "exempt", "controller", "other". Static storage. */
+LF_EXPORT const char *lf_writer_name(lf_writer writer);
 
 typedef struct lf_decision {
   bool allowed;
@@ -293,12 +349,17 @@ typedef struct lf_decision {
    * again; a quorum read started after the request arrived need not. Never
    * set on an admission. */
   bool retry_live;
+  lf_writer writer; /* The requester's class. */
+  /* The message shows the Lease's state, so the caller may show it too (the
+   * audit annotations lease-holder and lease-term). */
+  bool lease_disclosed;
 } lf_decision;
 
 /* First step of a decision: decides at once the writes that need no Lease
- * (not protected, exempt, malformed protection). Returns 1 when the decision
- * needs the Lease named in `*ref` (then `*out` is untouched), 0 when `*out`
- * holds the final decision. */
+ * (rules 1-10 of docs/protocol.md, section 5.2: not protected, exempt,
+ * malformed protection, others' writes that keep the fencing state, missing
+ * or malformed stamps). Returns 1 when the decision needs the Lease named in
+ * `*ref` (then `*out` is untouched), 0 when `*out` holds the final decision. */
 LF_EXPORT int lf_decide_needs_lease(const lf_request *req, const lf_policy *policy,
                                     lf_lease_ref *ref, lf_decision *out);
 
@@ -326,6 +387,13 @@ LF_EXPORT json_t *lf_stamp_merge_patch(const json_t *patch, const lf_stamp *stam
  * parent and a child in one op). The caller owns the result. */
 LF_EXPORT json_t *lf_stamp_json_patch(const json_t *ops, bool has_annotations,
                                       const lf_stamp *stamp, lf_error *err);
+
+/* Writes the per-request stamp as a URL query parameter,
+ * "fieldManager=<the fieldManager form, percent-encoded>", NUL-terminated,
+ * into `buf` (3 * LF_FIELD_MANAGER_MAX + 16 bytes suffice). Append it to the
+ * URL of every CREATE, UPDATE, PATCH and apply, of the main resource and of
+ * every subresource. */
+LF_EXPORT int lf_stamp_query(const lf_stamp *stamp, char *buf, size_t size, lf_error *err);
 
 /* Returns new DeleteOptions with a resourceVersion precondition, for the
  * second step of a fenced delete (docs/protocol.md, "DELETE"): stamp the
