@@ -1493,7 +1493,7 @@ static void test_denial_events(void **state) {
   assert_string_equal(f.auth, "Bearer event-test-token");
   ev = json_array_get(f.creates, 0);
   assert_string_equal(json_string_value(json_object_get(ev, "type")), "Warning");
-  assert_string_equal(json_string_value(json_object_get(ev, "reason")), "LeaseNotFound");
+  assert_string_equal(json_string_value(json_object_get(ev, "reason")), "MissingStamp");
   assert_string_equal(json_string_value(json_object_get(ev, "action")), "UPDATE");
   assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "regarding"), "uid")),
                       "uid-of-shard-map");
