@@ -143,8 +143,10 @@ func coversConfigMaps(rules []admissionregistrationv1.RuleWithOperations) bool {
 }
 
 // waitProbe polls with a server-side dry-run create of a protected ConfigMap
-// without a stamp (a dry run stores nothing, and the webhook judges it like
-// a real write) until it is denied by leasefence (enforced) or admitted (not).
+// that presents a per-request stamp of no Lease (a dry run stores nothing,
+// and the webhook judges it like a real write, as the guarded controller's:
+// LeaseNotFound) until it is denied by leasefence (enforced) or admitted
+// (not).
 func waitProbe(ctx context.Context, c *cluster.Cluster, enforced bool) error {
 	_, err := c.CreateNamespace(ctx, ProbeNamespace, nil)
 	if err != nil && !apierrors.IsAlreadyExists(err) {
@@ -156,7 +158,7 @@ func waitProbe(ctx context.Context, c *cluster.Cluster, enforced bool) error {
 	}}
 	return cluster.Poll(ctx, 30*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, string, error) {
 		_, err := c.Client.CoreV1().ConfigMaps(ProbeNamespace).Create(ctx, probe,
-			metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldManager: "lf1:0:probe:probe"})
 		denied := err != nil && strings.Contains(err.Error(), "leasefence")
 		switch {
 		case enforced && denied, !enforced && err == nil:
@@ -164,9 +166,9 @@ func waitProbe(ctx context.Context, c *cluster.Cluster, enforced bool) error {
 		case err != nil && !denied:
 			return false, "probe write failed: " + err.Error(), nil
 		case enforced:
-			return false, "an unstamped protected write was still admitted", nil
+			return false, "a stamped protected write of no Lease was still admitted", nil
 		default:
-			return false, "an unstamped protected write was still denied: " + err.Error(), nil
+			return false, "a stamped protected write of no Lease was still denied: " + err.Error(), nil
 		}
 	})
 }
