@@ -57,9 +57,6 @@ func roundTrip(t *testing.T, ctx context.Context, c *cluster.Cluster, source, ns
 	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "free"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("unprotected create: %v", err)
 	}
-	if after, _ := wh.Requests(ctx, nil); after != before {
-		t.Errorf("an unprotected write reached the webhook: requests %v -> %v", before, after)
-	}
 
 	_, err = cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
 		Name: "guarded", Annotations: map[string]string{harness.AnnotationLease: "ctrl"},
@@ -70,9 +67,13 @@ func roundTrip(t *testing.T, ctx context.Context, c *cluster.Cluster, source, ns
 	if err == nil || !strings.Contains(err.Error(), "LeaseNotFound") {
 		t.Fatalf("stamped protected create: got %v, want a LeaseNotFound denial", err)
 	}
-	n, err := wh.Requests(ctx, map[string]string{"operation": "CREATE", "decision": "denied", "reason": "LeaseNotFound"})
-	if err != nil || n < 1 {
-		t.Errorf("denied CREATE counter = %v, %v; want >= 1", n, err)
+	// Counted a moment after the answer: awaited, then exactly one more
+	// review than before (the unprotected create never reached the webhook).
+	if _, err := wh.WaitRequests(ctx, map[string]string{"operation": "CREATE", "decision": "denied", "reason": "LeaseNotFound"}, 1); err != nil {
+		t.Errorf("denied CREATE counter: %v", err)
+	}
+	if after, _ := wh.Requests(ctx, nil); after != before+1 {
+		t.Errorf("requests %v -> %v across an unprotected and a protected write; want exactly one more", before, after)
 	}
 	lines, err := wh.LogLines()
 	if err != nil || len(lines) == 0 {

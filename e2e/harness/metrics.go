@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
+
+	"leasefence.io/e2e/cluster"
 )
 
 // Metrics fetches the webhook's /metrics (Prometheus text format).
@@ -45,6 +48,30 @@ func (w *Webhook) Counter(ctx context.Context, name string, labels map[string]st
 // answered.
 func (w *Webhook) Requests(ctx context.Context, labels map[string]string) (float64, error) {
 	return w.Counter(ctx, "leasefence_requests_total", labels)
+}
+
+// CounterWait bounds WaitCounter: a review is counted within milliseconds of
+// its answer, so seconds only matter on a starved machine.
+const CounterWait = 10 * time.Second
+
+// WaitCounter waits until Counter(name, labels) is at least n and returns it.
+// The webhook counts a review when its connection reports the request
+// complete, a moment after the answer went out: a client whose write has just
+// returned can still read the old count, so a test awaits the count instead
+// of reading it once. It fails after CounterWait, naming the last count.
+func (w *Webhook) WaitCounter(ctx context.Context, name string, labels map[string]string, n float64) (float64, error) {
+	var got float64
+	err := cluster.Poll(ctx, CounterWait, 10*time.Millisecond, func(ctx context.Context) (bool, string, error) {
+		var err error
+		got, err = w.Counter(ctx, name, labels)
+		return err == nil && got >= n, fmt.Sprintf("%s%v = %v (%v), want at least %v", name, labels, got, err, n), nil
+	})
+	return got, err
+}
+
+// WaitRequests is WaitCounter of leasefence_requests_total.
+func (w *Webhook) WaitRequests(ctx context.Context, labels map[string]string, n float64) (float64, error) {
+	return w.WaitCounter(ctx, "leasefence_requests_total", labels, n)
 }
 
 // ParseCounter sums, in Prometheus text exposition, the samples of name whose

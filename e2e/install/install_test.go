@@ -182,10 +182,8 @@ func TestSelfSignedOverlay(t *testing.T) {
 			"--field-manager="+stampB.FieldManager(), "configmap/shard-map", harness.AnnotationStamp+"="+stampB.String(), "shard=8"); err != nil {
 			t.Fatalf("the current leader's kubectl annotate: %v: %s", err, out)
 		}
-		if n, _ := wh.Requests(ctx, map[string]string{"decision": "allowed", "reason": "Current"}); n < 2 {
-			// Counted when the connection completes; give it a moment.
-			waitRequests(ctx, t, wh, map[string]string{"decision": "allowed", "reason": "Current"}, 2)
-		}
+		// Counted when the connection completes, a moment after the answer.
+		waitRequests(ctx, t, wh, map[string]string{"decision": "allowed", "reason": "Current"}, 2)
 	})
 
 	t.Run("kube-system is not sent", func(t *testing.T) {
@@ -420,12 +418,8 @@ func mustStamp(t *testing.T, l *coordinationv1.Lease) fencing.Stamp {
 // returns the count.
 func waitRequests(ctx context.Context, t *testing.T, wh *harness.Webhook, labels map[string]string, n float64) float64 {
 	t.Helper()
-	var got float64
-	if err := cluster.Poll(ctx, 5*time.Second, 10*time.Millisecond, func(ctx context.Context) (bool, string, error) {
-		var err error
-		got, err = wh.Requests(ctx, labels)
-		return err == nil && got >= n, fmt.Sprintf("reviews %v = %v (%v), want %v", labels, got, err, n), nil
-	}); err != nil {
+	got, err := wh.WaitRequests(ctx, labels, n)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return got

@@ -263,12 +263,8 @@ func counter(ctx context.Context, t *testing.T, wh *harness.Webhook, name string
 // the answer went out, so the API server may already have finished.
 func waitCounterAbove(ctx context.Context, t *testing.T, wh *harness.Webhook, name string, labels map[string]string, before float64, what string) float64 {
 	t.Helper()
-	var v float64
-	err := cluster.Poll(ctx, 5*time.Second, 10*time.Millisecond, func(ctx context.Context) (bool, string, error) {
-		var err error
-		v, err = wh.Counter(ctx, name, labels)
-		return err == nil && v > before, fmt.Sprintf("%s%v = %v (%v), was %v", name, labels, v, err, before), nil
-	})
+	// Counters here are whole numbers: above before is at least before+1.
+	v, err := wh.WaitCounter(ctx, name, labels, before+1)
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
