@@ -31,6 +31,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -190,10 +191,14 @@ static CURL *tls_handle(void) {
   return h;
 }
 
-/* POSTs `body`; `ctype` NULL sends no Content-Type; `chunked` sends the body
- * without a Content-Length. */
+/* How post_with() sends: POST_CHUNKED without a Content-Length; POST_AT_ONCE
+ * the whole body without waiting for "100 Continue" (as Go's client does;
+ * libcurl waits for it before a large body). */
+enum { POST_CHUNKED = 1, POST_AT_ONCE = 2 };
+
+/* POSTs `body`; `ctype` NULL sends no Content-Type; `how` as above. */
 static void post_with(CURL *h, const char *path, const char *ctype, const char *body, size_t len,
-                      bool chunked, http_resp *r) {
+                      unsigned how, http_resp *r) {
   char url[256];
   char hdr[160];
   struct curl_slist *headers = NULL;
@@ -204,8 +209,10 @@ static void post_with(CURL *h, const char *path, const char *ctype, const char *
   snprintf(hdr, sizeof hdr, "Content-Type:%s%s", ctype != NULL ? " " : "",
            ctype != NULL ? ctype : "");
   headers = curl_slist_append(headers, hdr);
-  if (chunked)
+  if (how & POST_CHUNKED)
     headers = curl_slist_append(headers, "Transfer-Encoding: chunked");
+  if (how & POST_AT_ONCE)
+    headers = curl_slist_append(headers, "Expect:");
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
@@ -316,6 +323,13 @@ static void spawn_server(server *s, const char *const *extra) {
   argv[argc++] = "--health-port";
   argv[argc++] = hport;
   argv[argc++] = "--cert-poll-interval=100ms";
+  if (slow > 1) {
+    /* Under valgrind a handshake alone can take seconds on a busy machine;
+     * a test's own flags (after these) still win. */
+    argv[argc++] = "--tls-handshake-timeout=60s";
+    argv[argc++] = "--request-header-timeout=60s";
+    argv[argc++] = "--request-body-timeout=120s";
+  }
   while (extra != NULL && *extra != NULL)
     argv[argc++] = *extra++;
   argv[argc] = NULL;
@@ -393,6 +407,7 @@ typedef struct raw_tls {
   int fd;
   gnutls_session_t session;
   gnutls_certificate_credentials_t cred;
+  int alert; /* The alert a failed handshake received, or -1. */
 } raw_tls;
 
 static int tcp_connect(int port) {
@@ -430,6 +445,7 @@ static int raw_try(raw_tls *t, int port, const char *priorities) {
   do {
     rc = gnutls_handshake(t->session);
   } while (rc < 0 && gnutls_error_is_fatal(rc) == 0);
+  t->alert = rc == GNUTLS_E_FATAL_ALERT_RECEIVED ? (int)gnutls_alert_get(t->session) : -1;
   if (rc < 0) {
     gnutls_deinit(t->session);
     gnutls_certificate_free_credentials(t->cred);
@@ -1790,15 +1806,477 @@ static void test_cert_validity(void **state) {
   assert_int_equal(stop_server(&s), 0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Hostile load: memory, connections, deadlines, refusals                    */
+
+/* A field of /proc/<pid>/status in KiB (VmRSS, VmSize, ...), or -1. */
+static long proc_kib(pid_t pid, const char *field) {
+  char path[64];
+  char line[256];
+  FILE *f;
+  long v = -1;
+
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  while (fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, field, strlen(field)) == 0 && line[strlen(field)] == ':')
+      v = strtol(line + strlen(field) + 1, NULL, 10);
+  fclose(f);
+  return v;
+}
+
+/* RSS figures mean nothing under valgrind or AddressSanitizer (its own
+ * allocator and quarantine); the accounting (metrics) is checked there too. */
+static bool rss_meaningful(void) {
+  return slow == 1 && getenv("ASAN_OPTIONS") == NULL;
+}
+
+static void send_all(raw_tls *t, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = gnutls_record_send(t->session, p, n > 16384 ? 16384 : n);
+
+    if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED)
+      continue;
+    if (w < 0)
+      fail_msg("send: %s", gnutls_strerror((int)w));
+    p += w;
+    n -= (size_t)w;
+  }
+}
+
+/* Reads into `buf` (NUL-terminated) until the server closes, or `max` bytes,
+ * or, with `one`, the end of one response (headers and a Content-Length
+ * body); returns the bytes read. */
+static size_t recv_until(raw_tls *t, char *buf, size_t max, bool one) {
+  size_t got = 0;
+  const char *end;
+  const char *cl;
+
+  gnutls_record_set_timeout(t->session, 20000 * slow);
+  buf[0] = '\0';
+  while (got + 1 < max) {
+    ssize_t r = gnutls_record_recv(t->session, buf + got, max - 1 - got);
+
+    if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
+      continue;
+    if (r <= 0)
+      break;
+    got += (size_t)r;
+    buf[got] = '\0';
+    end = strstr(buf, "\r\n\r\n");
+    cl = strcasestr(buf, "\r\nContent-Length: ");
+    if (one && end != NULL && cl != NULL && cl < end &&
+        got >= (size_t)(end + 4 - buf) + strtoul(cl + 18, NULL, 10))
+      break;
+  }
+  return got;
+}
+
+/* Twenty clients each announce a body of 7 MiB - 1, send 6 MiB of it and
+ * stall; two hundred more stall a little way into theirs. The memory held
+ * for bodies stays within --max-body-memory (24 MiB, the default), a review
+ * is answered meanwhile, the clients the budget turned away see 503 with
+ * Retry-After once they finish, and the memory goes back to the system
+ * afterwards. The body deadline is set long here: the point is the bound
+ * while clients stall, not the deadline that ends stalls (tested below).
+ * Under valgrind the sizes are divided by 8 (so is the budget). */
+static void test_body_memory_bound(void **state) {
+  enum { BIG = 20, SMALL_STALLS = 200 };
+  static raw_tls big[BIG];
+  static raw_tls small[SMALL_STALLS];
+  const size_t div = slow > 1 ? 8 : 1;
+  const size_t announced = (7 * 1024 * 1024 - 1) / div;
+  const size_t first = 6 * 1024 * 1024 / div;
+  const size_t budget = 24 * 1024 * 1024 / div;
+  char budget_flag[64];
+  const char *extra[] = {"--request-body-timeout=600s", budget_flag, NULL};
+  server srv;
+  const json_t *c = find_case("not protected");
+  json_t *review = lft_review(json_object_get(c, "request"));
+  char *good = json_dumps(review, JSON_COMPACT);
+  char head[256];
+  char *chunk = malloc(announced);
+  char *resp = malloc(4096);
+  long rss0;
+  long rss_peak;
+  long vm_peak;
+  long rss_after = 0;
+  int n503 = 0;
+  int i;
+  http_resp r;
+
+  (void)state;
+  snprintf(budget_flag, sizeof budget_flag, "--max-body-memory=%zu", budget);
+  start_server(&srv, extra);
+  rss0 = proc_kib(srv.pid, "VmRSS");
+  assert_non_null(chunk);
+  memset(chunk, ' ', announced);
+  snprintf(head, sizeof head,
+           "POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+           "Content-Length: %zu\r\n\r\n",
+           announced);
+  for (i = 0; i < BIG; i++) {
+    raw_open(&big[i], srv.port);
+    send_all(&big[i], head, strlen(head));
+    send_all(&big[i], chunk, first);
+  }
+  for (i = 0; i < SMALL_STALLS; i++) {
+    raw_open(&small[i], srv.port);
+    send_all(&small[i], head, strlen(head));
+    send_all(&small[i], chunk, 1000);
+  }
+  /* Everything sent has been read by the server. */
+  await_metric(&srv, "leasefence_request_body_bytes_total",
+               (double)BIG * first + SMALL_STALLS * 1000.0);
+  rss_peak = proc_kib(srv.pid, "VmRSS");
+  vm_peak = proc_kib(srv.pid, "VmSize");
+  print_message("RSS %ld KiB before, %ld KiB with %d stalled 6 MiB bodies and %d small ones "
+                "(VmSize %ld KiB); body memory %.0f bytes\n",
+                rss0, rss_peak, BIG, SMALL_STALLS, vm_peak,
+                metric(&srv, "leasefence_body_memory_bytes"));
+  assert_true(metric(&srv, "leasefence_body_memory_peak_bytes") <= (double)budget);
+  if (rss_meaningful())
+    assert_true(rss_peak - rss0 < 48 * 1024);
+  /* Others are served meanwhile. */
+  {
+    server keep = main_srv;
+
+    main_srv = srv; /* post() talks to main_srv. */
+    post(good, strlen(good), &r);
+    main_srv = keep;
+  }
+  assert_int_equal(r.rc, CURLE_OK);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  /* The big ones finish: those the budget turned away see 503. */
+  for (i = 0; i < BIG; i++) {
+    send_all(&big[i], chunk, announced - first);
+    recv_until(&big[i], resp, 4096, true);
+    if (strncmp(resp, "HTTP/1.1 503", 12) == 0) {
+      assert_true(lft_contains(resp, "Retry-After: 1"));
+      assert_true(lft_contains(resp, "max-body-memory"));
+      n503++;
+    } else if (strncmp(resp, "HTTP/1.1 400", 12) != 0) {
+      fail_msg("big body %d: %.200s", i, resp);
+    }
+    raw_close(&big[i]);
+  }
+  for (i = 0; i < SMALL_STALLS; i++)
+    raw_close(&small[i]);
+  print_message("%d of %d big bodies refused with 503\n", n503, BIG);
+  /* Large bodies may use three quarters of the budget. */
+  assert_true(n503 >= BIG - (int)(budget * 3 / 4 / first));
+  assert_true(metric(&srv, "leasefence_body_memory_refused_total") >= n503);
+  /* All of it is given back. */
+  {
+    int64_t deadline = mono_ms() + 10000 * slow;
+
+    while (metric(&srv, "leasefence_body_memory_bytes") != 0 ||
+           metric(&srv, "leasefence_connections_open") > 0) {
+      if (mono_ms() > deadline)
+        fail_msg("body memory or connections not given back");
+      pause_ms(10);
+    }
+  }
+  /* The heap is trimmed by the server's own thread once enough connections
+   * closed: await it, bounded. */
+  {
+    int64_t deadline = mono_ms() + 10000 * slow;
+
+    for (;;) {
+      rss_after = proc_kib(srv.pid, "VmRSS");
+      if (!rss_meaningful() || rss_after - rss0 < 8 * 1024)
+        break;
+      if (mono_ms() > deadline)
+        fail_msg("RSS stayed at %ld KiB (%ld KiB before)", rss_after, rss0);
+      pause_ms(20);
+    }
+  }
+  print_message("RSS %ld KiB after the clients closed\n", rss_after);
+  assert_int_equal(stop_server(&srv), 0);
+  free(chunk);
+  free(resp);
+  free(good);
+  json_decref(review);
+}
+
+/* A body one byte over the limit, sent whole without waiting for 100
+ * Continue (as Go's client does): the client sees the 413, every time. */
+static void test_too_large_seen(void **state) {
+  const size_t len = 7 * 1024 * 1024 + 1;
+  char *body = malloc(len);
+  int tries = slow > 1 ? 3 : 50;
+  int i;
+
+  (void)state;
+  memset(body, ' ', len);
+  for (i = 0; i < tries; i++) {
+    CURL *h = tls_handle();
+    http_resp r;
+
+    post_with(h, "/validate", "application/json", body, len, POST_AT_ONCE, &r);
+    curl_easy_cleanup(h);
+    if (r.rc != CURLE_OK || r.status != 413 || !lft_contains(r.body, "max-request-bytes"))
+      fail_msg("try %d: %s, status %ld", i, curl_easy_strerror(r.rc), r.status);
+    resp_free(&r);
+  }
+  print_message("%d of %d saw 413\n", tries, tries);
+  free(body);
+}
+
+/* Over --max-connections, a client is refused at once (the connection is
+ * closed at accept), not left in the kernel's backlog until its handshake
+ * times out; once a slot frees, clients are served again. */
+static void test_connection_limit(void **state) {
+  const char *const extra[] = {"--max-connections=4", NULL};
+  const json_t *c = find_case("not protected");
+  json_t *review = lft_review(json_object_get(c, "request"));
+  char *good = json_dumps(review, JSON_COMPACT);
+  raw_tls held[4];
+  raw_tls t;
+  server s;
+  server keep = main_srv;
+  int64_t t0;
+  int64_t took;
+  int rc;
+  int i;
+  http_resp r;
+
+  (void)state;
+  start_server(&s, extra);
+  for (i = 0; i < 4; i++)
+    raw_open(&held[i], s.port);
+  await_metric(&s, "leasefence_connections_open", 4);
+  t0 = mono_ms();
+  rc = raw_try(&t, s.port, NULL);
+  took = mono_ms() - t0;
+  print_message("a fifth connection was refused in %lld ms (%s)\n", (long long)took,
+                rc < 0 ? gnutls_strerror(rc) : "served");
+  assert_true(rc < 0);
+  assert_true(took < 2000 * slow);
+  assert_true(metric(&s, "leasefence_connections_refused_total") >= 1);
+  raw_close(&held[0]);
+  {
+    int64_t deadline = mono_ms() + 10000 * slow;
+
+    while (metric(&s, "leasefence_connections_open") > 3) {
+      if (mono_ms() > deadline)
+        fail_msg("the closed connection was not released");
+      pause_ms(10);
+    }
+  }
+  main_srv = s;
+  post(good, strlen(good), &r);
+  main_srv = keep;
+  assert_int_equal(r.rc, CURLE_OK);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  for (i = 1; i < 4; i++)
+    raw_close(&held[i]);
+  assert_int_equal(stop_server(&s), 0);
+  free(good);
+  json_decref(review);
+}
+
+/* Waits until the server closes `fd`, sending `trickle` (if any) one byte
+ * every 100 ms meanwhile; returns the milliseconds from `t0` to the close. */
+static int64_t await_close(int fd, gnutls_session_t session, const char *trickle, int64_t t0) {
+  int64_t deadline = t0 + 15000 * slow;
+  size_t sent = 0;
+
+  for (;;) {
+    struct pollfd p = {fd, POLLIN, 0};
+    char b[256];
+
+    if (trickle != NULL && trickle[sent] != '\0') {
+      if (session != NULL)
+        (void)gnutls_record_send(session, trickle + sent, 1);
+      else
+        (void)send(fd, trickle + sent, 1, MSG_NOSIGNAL);
+      sent++;
+    }
+    if (poll(&p, 1, 100) > 0) {
+      ssize_t n =
+          session != NULL ? gnutls_record_recv(session, b, sizeof b) : recv(fd, b, sizeof b, 0);
+
+      if (n <= 0 && n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED)
+        return mono_ms() - t0;
+    }
+    if (mono_ms() > deadline)
+      fail_msg("the server kept a trickling connection past its deadline");
+  }
+}
+
+/* Each phase has a deadline that trickling does not renew: a client that
+ * sends nothing, or a byte now and then, loses its slot when the phase's
+ * deadline passes (here 1 s each, 10 s under valgrind; the idle timeout
+ * stays 120 s). */
+static void test_phase_deadlines(void **state) {
+  char hs[64];
+  char hd[64];
+  char bd[64];
+  const char *const extra[] = {hs, hd, bd, NULL};
+  const int64_t d = 1000 * slow; /* Each deadline, in ms. */
+  static const char headers[] =
+      "POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Content-Type: application/json\r\nX-Slow: "
+      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+  static const char body_head[] = "POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                  "Content-Type: application/json\r\nContent-Length: 500\r\n\r\n";
+  static const char body[] = "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+                             "\"request\":{\"uid\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+  server s;
+  raw_tls t;
+  int fd;
+  int64_t t0;
+  int64_t took;
+
+  (void)state;
+  snprintf(hs, sizeof hs, "--tls-handshake-timeout=%lldms", (long long)d);
+  snprintf(hd, sizeof hd, "--request-header-timeout=%lldms", (long long)d);
+  snprintf(bd, sizeof bd, "--request-body-timeout=%lldms", (long long)d);
+  start_server(&s, extra);
+  /* Handshake: connects and says nothing; then sends a byte at a time. */
+  t0 = mono_ms();
+  fd = tcp_connect(s.port);
+  assert_true(fd >= 0);
+  took = await_close(fd, NULL, NULL, t0);
+  print_message("silent connection closed after %lld ms\n", (long long)took);
+  assert_true(took >= d - 100 && took < 3 * d);
+  close(fd);
+  t0 = mono_ms();
+  fd = tcp_connect(s.port);
+  took = await_close(fd, NULL, "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", t0);
+  print_message("trickled ClientHello closed after %lld ms\n", (long long)took);
+  assert_true(took >= d - 100 && took < 3 * d);
+  close(fd);
+  /* Headers, trickled. */
+  raw_open(&t, s.port);
+  t0 = mono_ms();
+  took = await_close(t.fd, t.session, headers, t0);
+  print_message("trickled headers closed after %lld ms\n", (long long)took);
+  assert_true(took < 3 * d);
+  raw_close(&t);
+  /* Body, trickled. */
+  raw_open(&t, s.port);
+  send_all(&t, body_head, sizeof body_head - 1);
+  t0 = mono_ms();
+  took = await_close(t.fd, t.session, body, t0);
+  print_message("trickled body closed after %lld ms\n", (long long)took);
+  assert_true(took >= d - 100 && took < 3 * d);
+  raw_close(&t);
+  assert_true(metric(&s, "leasefence_connections_timed_out_total{phase=\"handshake\"}") >= 2);
+  assert_true(metric(&s, "leasefence_connections_timed_out_total{phase=\"headers\"}") >= 1);
+  assert_true(metric(&s, "leasefence_connections_timed_out_total{phase=\"body\"}") >= 1);
+  assert_int_equal(stop_server(&s), 0);
+}
+
+/* A Content-Length that is not a number ("12abc", "-1") is answered 400 by
+ * libmicrohttpd before the server sees the request, and the connection is
+ * closed: a request pipelined behind it is never read as a request of its
+ * own. (libmicrohttpd 0.9.75 writes that 400's status line and headers
+ * twice; fixed upstream in 1.0.0; see docs/install.md.) */
+static void test_malformed_content_length(void **state) {
+  static const char *const values[] = {"12abc", "-1"};
+  const json_t *c = find_case("not protected");
+  json_t *review = lft_review(json_object_get(c, "request"));
+  char *good = json_dumps(review, JSON_COMPACT);
+  char *req = malloc(strlen(good) + 1024);
+  char *resp = malloc(65536);
+  size_t i;
+
+  (void)state;
+  for (i = 0; i < sizeof values / sizeof values[0]; i++) {
+    raw_tls t;
+
+    sprintf(req,
+            "POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Content-Length: %s\r\n\r\n"
+            "POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Content-Length: %zu\r\n\r\n%s",
+            values[i], strlen(good), good);
+    raw_open(&t, main_srv.port);
+    send_all(&t, req, strlen(req));
+    recv_until(&t, resp, 65536, false);
+    raw_close(&t);
+    if (strncmp(resp, "HTTP/1.1 400 ", 13) != 0 || lft_contains(resp, "HTTP/1.1 200") ||
+        lft_contains(resp, "AdmissionReview"))
+      fail_msg("Content-Length: %s: %.300s", values[i], resp);
+  }
+  free(resp);
+  free(req);
+  free(good);
+  json_decref(review);
+}
+
+/* TLS 1.1 (a ClientHello as OpenSSL sends it with -tls1_1): the server
+ * answers with a fatal protocol_version alert before closing. */
+static void test_tls_old_version_alert(void **state) {
+  static const unsigned char hello11[] = {
+      0x16, 0x03, 0x01, 0x00, 0x63, 0x01, 0x00, 0x00, 0x5f, 0x03, 0x02, 0x8b, 0x58, 0x14, 0xa8,
+      0xa4, 0x25, 0x47, 0x8b, 0x20, 0x81, 0x24, 0x3e, 0x81, 0x5a, 0x7e, 0x87, 0x11, 0x61, 0x21,
+      0x90, 0xb1, 0xe3, 0x7a, 0x6f, 0x71, 0xd0, 0xaa, 0x69, 0xfb, 0x9d, 0xad, 0xb2, 0x00, 0x00,
+      0x12, 0xc0, 0x0a, 0xc0, 0x14, 0x00, 0x39, 0xc0, 0x09, 0xc0, 0x13, 0x00, 0x33, 0x00, 0x35,
+      0x00, 0x2f, 0x00, 0xff, 0x01, 0x00, 0x00, 0x24, 0x00, 0x0b, 0x00, 0x04, 0x03, 0x00, 0x01,
+      0x02, 0x00, 0x0a, 0x00, 0x0c, 0x00, 0x0a, 0x00, 0x1d, 0x00, 0x17, 0x00, 0x1e, 0x00, 0x19,
+      0x00, 0x18, 0x00, 0x23, 0x00, 0x00, 0x00, 0x16, 0x00, 0x00, 0x00, 0x17, 0x00, 0x00};
+  static const unsigned char alert[] = {0x15, 0x03, 0x02, 0x00, 0x02, 0x02, 0x46};
+  const char *const extra[] = {"--tls-min-version=1.3", NULL};
+  unsigned char got[64];
+  size_t n = 0;
+  int fd;
+  raw_tls t;
+  server s;
+  int rc;
+
+  (void)state;
+  fd = tcp_connect(main_srv.port);
+  assert_true(fd >= 0);
+  assert_int_equal(send(fd, hello11, sizeof hello11, MSG_NOSIGNAL), (ssize_t)sizeof hello11);
+  for (;;) {
+    struct pollfd p = {fd, POLLIN, 0};
+    ssize_t r;
+
+    assert_true(poll(&p, 1, 10000 * slow) == 1);
+    r = recv(fd, got + n, sizeof got - n, 0);
+    if (r <= 0)
+      break;
+    n += (size_t)r;
+  }
+  close(fd);
+  if (n != sizeof alert || memcmp(got, alert, sizeof alert) != 0)
+    fail_msg("expected a protocol_version alert, got %zu bytes", n);
+  /* TLS 1.2 against a server that takes 1.3 only: the same alert. */
+  start_server(&s, extra);
+  rc = raw_try(&t, s.port, "NORMAL:-VERS-ALL:+VERS-TLS1.2");
+  assert_int_equal(rc, GNUTLS_E_FATAL_ALERT_RECEIVED);
+  assert_int_equal(t.alert, GNUTLS_A_PROTOCOL_VERSION);
+  assert_int_equal(stop_server(&s), 0);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_vectors_https),      cmocka_unit_test(test_bad_requests),
-      cmocka_unit_test(test_traffic_concurrent), cmocka_unit_test(test_stalled_clients),
-      cmocka_unit_test(test_hot_reload),         cmocka_unit_test(test_bad_reload),
-      cmocka_unit_test(test_health_and_metrics), cmocka_unit_test(test_tls_versions),
-      cmocka_unit_test(test_client_ca),          cmocka_unit_test(test_sigterm_inflight),
-      cmocka_unit_test(test_denial_events),      cmocka_unit_test(test_legal_strings),
+      cmocka_unit_test(test_vectors_https),
+      cmocka_unit_test(test_bad_requests),
+      cmocka_unit_test(test_traffic_concurrent),
+      cmocka_unit_test(test_stalled_clients),
+      cmocka_unit_test(test_hot_reload),
+      cmocka_unit_test(test_bad_reload),
+      cmocka_unit_test(test_health_and_metrics),
+      cmocka_unit_test(test_tls_versions),
+      cmocka_unit_test(test_client_ca),
+      cmocka_unit_test(test_sigterm_inflight),
+      cmocka_unit_test(test_denial_events),
+      cmocka_unit_test(test_legal_strings),
       cmocka_unit_test(test_cert_validity),
+      cmocka_unit_test(test_body_memory_bound),
+      cmocka_unit_test(test_too_large_seen),
+      cmocka_unit_test(test_connection_limit),
+      cmocka_unit_test(test_phase_deadlines),
+      cmocka_unit_test(test_tls_old_version_alert),
+      cmocka_unit_test(test_malformed_content_length),
   };
   const char *v;
   int rc;

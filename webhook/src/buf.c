@@ -8,12 +8,58 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Growth past this size adds this much at a time instead of doubling. */
+#define GROW_STEP ((size_t)1024 * 1024)
+
+void lfw_budget_init(lfw_budget *g, size_t limit, size_t reserve, size_t small) {
+  atomic_init(&g->used, 0);
+  atomic_init(&g->peak, 0);
+  atomic_init(&g->refusals, 0);
+  g->limit = limit;
+  g->reserve = reserve < limit ? reserve : limit;
+  g->small = small;
+}
+
+int lfw_budget_take(lfw_budget *g, size_t n, size_t cap) {
+  size_t bound = cap <= g->small ? g->limit : g->limit - g->reserve;
+  size_t used = atomic_load(&g->used);
+  size_t peak;
+
+  do {
+    if (n > bound || used > bound - n) {
+      atomic_fetch_add(&g->refusals, 1);
+      return -1;
+    }
+  } while (!atomic_compare_exchange_weak(&g->used, &used, used + n));
+  used += n;
+  peak = atomic_load(&g->peak);
+  while (used > peak && !atomic_compare_exchange_weak(&g->peak, &peak, used))
+    ;
+  return 0;
+}
+
+void lfw_budget_give(lfw_budget *g, size_t n) {
+  atomic_fetch_sub(&g->used, n);
+}
+
+size_t lfw_budget_used(const lfw_budget *g) {
+  return atomic_load(&g->used);
+}
+
 void lfw_buf_init(lfw_buf *b, size_t max) {
+  lfw_buf_init_budget(b, max, NULL, 0);
+}
+
+void lfw_buf_init_budget(lfw_buf *b, size_t max, lfw_budget *g, size_t allowance) {
   b->data = NULL;
   b->len = 0;
   b->cap = 0;
   b->max = max;
   b->overflow = false;
+  b->budget = g;
+  b->allowance = allowance;
+  b->charged = 0;
+  b->refused = false;
 }
 
 void lfw_buf_reset(lfw_buf *b) {
@@ -25,15 +71,21 @@ void lfw_buf_reset(lfw_buf *b) {
 
 void lfw_buf_free(lfw_buf *b) {
   free(b->data);
+  if (b->budget != NULL && b->charged > 0)
+    lfw_budget_give(b->budget, b->charged);
+  b->charged = 0;
   b->data = NULL;
   b->len = 0;
   b->cap = 0;
   b->overflow = false;
+  b->refused = false;
 }
 
 int lfw_buf_reserve(lfw_buf *b, size_t n) {
   size_t need;
   size_t cap;
+  size_t charge = 0;
+  size_t extra = 0;
   char *p;
 
   if (n > b->max || b->len > b->max - n) {
@@ -45,17 +97,29 @@ int lfw_buf_reserve(lfw_buf *b, size_t n) {
     return 0;
   cap = b->cap < 256 ? 256 : b->cap;
   while (cap < need)
-    cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    cap = cap < GROW_STEP ? cap * 2 : (cap > SIZE_MAX - GROW_STEP ? need : cap + GROW_STEP);
   /* Never allocate much beyond the limit: the last byte is for the NUL. */
   if (cap > b->max + 1)
     cap = b->max + 1;
   if (cap < need)
     cap = need;
+  if (b->budget != NULL) {
+    charge = cap > b->allowance ? cap - b->allowance : 0;
+    extra = charge > b->charged ? charge - b->charged : 0;
+    if (extra > 0 && lfw_budget_take(b->budget, extra, cap) != 0) {
+      b->overflow = true;
+      b->refused = true;
+      return -1;
+    }
+  }
   p = realloc(b->data, cap);
   if (p == NULL) {
+    if (extra > 0)
+      lfw_budget_give(b->budget, extra);
     b->overflow = true;
     return -1;
   }
+  b->charged += extra;
   b->data = p;
   b->cap = cap;
   return 0;

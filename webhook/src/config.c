@@ -35,6 +35,10 @@ typedef enum flag_id {
   F_MAX_BYTES,
   F_MAX_CONN,
   F_IDLE,
+  F_BODY_MEMORY,
+  F_HANDSHAKE_TIMEOUT,
+  F_HEADER_TIMEOUT,
+  F_BODY_TIMEOUT,
   F_THREADS,
   F_SHUTDOWN,
   F_HEALTH_BIND,
@@ -85,6 +89,15 @@ static const flag flags[] = {
     {F_MAX_CONN, "max-connections", "N", "1024", "most connections open at once"},
     {F_IDLE, "idle-timeout", "DURATION", "120s",
      "close a connection idle this long (keep above the API server's 90s)"},
+    {F_BODY_MEMORY, "max-body-memory", "BYTES", "24Mi",
+     "memory for all request bodies at once; a body that finds none gets 503 with Retry-After"},
+    {F_HANDSHAKE_TIMEOUT, "tls-handshake-timeout", "DURATION", "5s",
+     "close a connection whose TLS handshake takes longer"},
+    {F_HEADER_TIMEOUT, "request-header-timeout", "DURATION", "5s",
+     "close a connection whose request headers take longer (from the handshake, or from the "
+     "request line on a kept-alive connection)"},
+    {F_BODY_TIMEOUT, "request-body-timeout", "DURATION", "10s",
+     "close a connection whose request body takes longer (from the end of the headers)"},
     {F_THREADS, "threads", "N", "0",
      "server threads; 0 means one per connection with a kube Lease source (a decision waits "
      "for the API server) and one per online CPU with file:"},
@@ -342,6 +355,23 @@ static int set_flag(lfw_config *cfg, const flag *f, const char *val, char *err, 
       return fail(err, err_size, "--idle-timeout: \"%s\" is not a duration of at least 1s", val);
     cfg->idle_timeout_s = (unsigned)(us / 1000000);
     break;
+  case F_BODY_MEMORY:
+    if (parse_size(val, &cfg->max_body_memory) != 0 || cfg->max_body_memory == 0)
+      return fail(err, err_size,
+                  "--max-body-memory: \"%s\" is not a size (bytes, or with Ki/Mi/Gi)", val);
+    break;
+  case F_HANDSHAKE_TIMEOUT:
+  case F_HEADER_TIMEOUT:
+  case F_BODY_TIMEOUT:
+    if (lfw_parse_duration(val, &us) != 0 || us < 100000)
+      return fail(err, err_size, "--%s: \"%s\" is not a duration of at least 100ms", f->name, val);
+    if (f->id == F_HANDSHAKE_TIMEOUT)
+      cfg->handshake_timeout_us = us;
+    else if (f->id == F_HEADER_TIMEOUT)
+      cfg->header_timeout_us = us;
+    else
+      cfg->body_timeout_us = us;
+    break;
   case F_KUBECONFIG:
     cfg->kubeconfig = val;
     break;
@@ -482,6 +512,10 @@ static void set_defaults(lfw_config *cfg) {
   cfg->max_request_bytes = LF_REVIEW_JSON_MAX;
   cfg->max_connections = 1024;
   cfg->idle_timeout_s = 120;
+  cfg->max_body_memory = (size_t)24 * 1024 * 1024;
+  cfg->handshake_timeout_us = 5 * 1000000;
+  cfg->header_timeout_us = 5 * 1000000;
+  cfg->body_timeout_us = 10 * 1000000;
   cfg->shutdown_timeout_us = 10 * 1000000;
   cfg->health_bind_address = "0.0.0.0";
   cfg->health_port = 8081;

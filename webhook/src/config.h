@@ -59,6 +59,13 @@ typedef struct lfw_config {
   size_t n_exempt_users;
   const char *exempt_groups[LFW_EXEMPT_MAX];
   size_t n_exempt_groups;
+
+  /* Hostile clients: memory for all request bodies at once, and the deadline
+   * of each phase of a connection (monotonic, not renewed by trickling). */
+  size_t max_body_memory;       /* Default 24 MiB. */
+  int64_t handshake_timeout_us; /* Accept to the end of the TLS handshake. */
+  int64_t header_timeout_us;    /* Handshake or request line to the end of the headers. */
+  int64_t body_timeout_us;      /* End of the headers to the end of the body. */
 } lfw_config;
 
 enum {

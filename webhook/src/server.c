@@ -5,17 +5,21 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "tlshello.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,9 +27,51 @@
 /* A response body larger than this is a bug: the biggest answer is a denial
  * with a 1 KiB message, a warning and a few audit annotations. */
 #define RESPONSE_MAX (64 * 1024)
-/* Request buffers above this size are freed after their request rather than
- * kept for the connection's next one, so idle connections stay small. */
-#define KEEP_BODY_MAX (256 * 1024)
+/* Memory for request bodies. Each connection's body and scratch buffers hold
+ * up to ALLOWANCE bytes of their own (kept between requests, so an ordinary
+ * review needs no allocation); capacity beyond that is charged to the
+ * server's budget (--max-body-memory) as the body arrives, and freed when
+ * the request ends. The last quarter of the budget goes only to bodies of at
+ * most SMALL_BODY bytes, so large bodies cannot starve ordinary reviews. */
+#define ALLOWANCE (16 * 1024)
+#define SMALL_BODY (256 * 1024)
+/* Allocations from this size up are mapped on their own and unmapped when
+ * freed, so the memory of a large body goes back to the system at once.
+ * (glibc's default threshold starts at 128 KiB but rises to the size of the
+ * largest block freed, up to 32 MiB, after which 7 MiB bodies come from the
+ * heap and stay resident after they are freed.) */
+#define MMAP_THRESHOLD (64 * 1024)
+/* After this many connections closed, the keeper hands the memory freed in
+ * the heap (TLS sessions and other small blocks, which live among blocks
+ * still in use) back to the system with malloc_trim. */
+#define TRIM_AFTER_CLOSED 64
+/* Connections libmicrohttpd may hold beyond --max-connections. It stops
+ * accepting, leaving clients in the kernel's backlog, once it reaches its
+ * own limit; the server refuses at accept below that (on_accept), so its
+ * limit is set well above ours and never reached. */
+#define MHD_LIMIT_EXTRA 64
+/* Stack of each server thread. Deep enough for jansson's and the scanner's
+ * 2048 levels of nesting; the default (8 MiB) would reserve 8 GiB of address
+ * space for 1 000 connections with a thread each. */
+#if defined(__SANITIZE_ADDRESS__)
+#define THREAD_STACK (0) /* The default: ASan's frames are much larger. */
+#else
+#define THREAD_STACK (1024 * 1024)
+#endif
+
+/* Where a connection is; each phase has its own deadline. */
+typedef enum phase {
+  PH_HANDSHAKE = 0, /* Accepted; TLS handshake under way. */
+  PH_HEADERS,       /* Reading a request's line and headers. */
+  PH_BODY,          /* Reading a request's body. */
+  PH_BUSY,          /* Deciding and answering: no deadline of ours. */
+  PH_IDLE,          /* Kept alive between requests. */
+  PH_COUNT
+} phase;
+
+static const char *const phase_names[PH_COUNT] = {"handshake", "headers", "body", "busy", "idle"};
+
+typedef struct conn conn;
 
 struct lfw_server {
   const lfw_config *cfg;
@@ -35,6 +81,23 @@ struct lfw_server {
   struct MHD_Daemon *daemon;
   struct MHD_Daemon *health;
   atomic_bool draining;
+  lfw_budget budget; /* Request bodies across all connections. */
+  atomic_uint open;  /* Connections open now. */
+  /* Counters for /metrics. */
+  atomic_ulong refused_at_accept;
+  atomic_ulong timed_out[PH_COUNT];
+  atomic_ulong refused_memory; /* Requests answered 503 for want of body memory. */
+  atomic_ullong body_bytes;    /* Request body bytes read, kept or not. */
+  /* The deadline keeper: every open connection, and a thread that shuts down
+   * the socket of one whose phase ran past its deadline. */
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  conn *conns;                /* Under `lock`. */
+  int64_t wake_at;            /* When the keeper wakes next (0: it is not waiting). */
+  unsigned closed_since_trim; /* Connections closed since the last malloc_trim. */
+  bool stop;
+  bool keeper_started;
+  pthread_t keeper;
 };
 
 /* The certificate callback has no user pointer; see server.h. */
@@ -42,21 +105,34 @@ static lfw_server *running;
 
 /* Per-connection state, created when libmicrohttpd accepts a connection and
  * freed when it closes. Its buffers are reused by every request on it. */
-typedef struct conn {
+struct conn {
   lfw_tls_pair *pair; /* Certificate this connection's handshake used. */
   int client_state;   /* With --client-ca-file: 0 unchecked, 1 verified, -1 refused. */
+  int fd;
+  /* Under the server's lock: the deadline keeper's list, the phase and its
+   * deadline (monotonic µs), and whether the keeper closed it. */
+  conn *prev;
+  conn *next;
+  phase ph;
+  int64_t deadline_us;
+  bool timed_out;
   /* The request in progress. */
   bool in_request;
-  bool responded; /* A response was queued before the body was read. */
+  bool responded; /* A response was queued. */
   bool has_result;
-  bool too_big;     /* The body passed --max-request-bytes while arriving. */
-  size_t discarded; /* Bytes counted but not kept after that. */
+  bool body_pending;            /* The request announced a body (length above 0, or chunked). */
+  unsigned long long announced; /* Content-Length, or 0. */
+  size_t received;              /* Body bytes read so far, kept or not. */
+  /* A refusal decided before the body was all read: answered once it is
+   * (read and discarded meanwhile), so the client, still sending, sees it. */
+  unsigned refuse_status;
+  const char *refuse_msg;
   int64_t start_us;
   lfw_review_result result;
-  lfw_buf body;    /* Bounded by --max-request-bytes. */
+  lfw_buf body;    /* Bounded by --max-request-bytes and the budget. */
   lfw_buf resp;    /* Bounded by RESPONSE_MAX. */
-  lfw_buf scratch; /* The pruned review; bounded by --max-request-bytes. */
-} conn;
+  lfw_buf scratch; /* The pruned review; bounded as the body. */
+};
 
 static const char MSG_NOT_FOUND[] = "leasefence: not found\n";
 static const char MSG_METHOD[] = "leasefence: only POST is served here\n";
@@ -68,6 +144,9 @@ static const char MSG_TOO_LARGE[] = "leasefence: the request body is larger than
 static const char MSG_BAD_LENGTH[] = "leasefence: the Content-Length header is not a number\n";
 static const char MSG_CLIENT_CERT[] =
     "leasefence: a client certificate signed by the configured client CA is required\n";
+static const char MSG_NO_MEMORY[] =
+    "leasefence: the server has no memory left for request bodies (--max-body-memory); retry "
+    "shortly\n";
 
 static enum MHD_Result respond(lfw_server *s, struct MHD_Connection *c, unsigned status,
                                const char *type, const char *body, size_t len) {
@@ -83,6 +162,8 @@ static enum MHD_Result respond(lfw_server *s, struct MHD_Connection *c, unsigned
   MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
   if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
     MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "POST");
+  if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+    MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
   if (atomic_load_explicit(&s->draining, memory_order_relaxed))
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
   ret = MHD_queue_response(c, status, r);
@@ -120,12 +201,110 @@ static bool client_allowed(lfw_server *s, conn *k, struct MHD_Connection *c) {
   return k->client_state > 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Deadlines                                                                 */
+
+/* Moves `k` to phase `ph`, whose deadline is `timeout_us` from now (0: none),
+ * and wakes the keeper if that deadline comes before its next wake-up. */
+static void set_phase(lfw_server *s, conn *k, phase ph, int64_t timeout_us) {
+  int64_t deadline = timeout_us > 0 ? lfw_monotonic_us() + timeout_us : 0;
+
+  pthread_mutex_lock(&s->lock);
+  k->ph = ph;
+  k->deadline_us = deadline;
+  if (deadline != 0 && (s->wake_at == 0 || deadline < s->wake_at))
+    pthread_cond_signal(&s->wake);
+  pthread_mutex_unlock(&s->lock);
+}
+
+/* The keeper: sleeps until the earliest deadline, then shuts down the socket
+ * of every connection past its own; and trims the heap after many
+ * connections closed. libmicrohttpd then sees the connection
+ * end, as if the client had closed it, and frees it in its own thread; the
+ * socket stays open until then (the connection leaves the list, under the
+ * lock, before libmicrohttpd closes the descriptor), so the descriptor shut
+ * down is always the connection's own. */
+static void *keeper_main(void *arg) {
+  lfw_server *s = arg;
+  conn *k;
+
+  pthread_mutex_lock(&s->lock);
+  while (!s->stop) {
+    int64_t now = lfw_monotonic_us();
+    int64_t next = 0;
+    struct timespec ts;
+
+    for (k = s->conns; k != NULL; k = k->next) {
+      if (k->deadline_us == 0 || k->timed_out)
+        continue;
+      if (k->deadline_us <= now) {
+        k->timed_out = true;
+        atomic_fetch_add(&s->timed_out[k->ph], 1);
+        shutdown(k->fd, SHUT_RDWR);
+      } else if (next == 0 || k->deadline_us < next) {
+        next = k->deadline_us;
+      }
+    }
+    if (s->closed_since_trim >= TRIM_AFTER_CLOSED) {
+      s->closed_since_trim = 0;
+      pthread_mutex_unlock(&s->lock);
+      malloc_trim(0);
+      pthread_mutex_lock(&s->lock);
+      continue;
+    }
+    s->wake_at = next;
+    if (next == 0) {
+      pthread_cond_wait(&s->wake, &s->lock);
+    } else {
+      ts.tv_sec = (time_t)(next / 1000000);
+      ts.tv_nsec = (long)(next % 1000000) * 1000;
+      pthread_cond_timedwait(&s->wake, &s->lock, &ts);
+    }
+    s->wake_at = 0;
+  }
+  pthread_mutex_unlock(&s->lock);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Requests                                                                  */
+
 /* Records a request answered before its review was read. */
 static void early_result(conn *k, lfw_decision_label d, int reason) {
   k->has_result = true;
   k->result.op = LFW_OP_UNKNOWN;
   k->result.decision = d;
   k->result.reason = reason;
+}
+
+/* A refused body is read and thrown away up to this many bytes, so that its
+ * client, which sends it before reading any answer, gets to see the answer:
+ * a server that answers and closes while the client still sends makes the
+ * client's kernel answer with a reset, which destroys the answer unread. */
+static unsigned long long discard_max(const lfw_server *s) {
+  return 2ULL * s->cfg->max_request_bytes;
+}
+
+/* Refuses the request with `status`: at once when no body follows (or one
+ * too large to read through was announced), else once the body has been
+ * read and discarded. Also when the client sent "Expect: 100-continue":
+ * clients may send the body without waiting for the "100 Continue" (Go's
+ * after a second), and then an early answer and close would reset them.
+ * libmicrohttpd takes an answer only before the body or after all of it, so
+ * a refusal decided while the body arrives always waits for its end. */
+static enum MHD_Result refuse(lfw_server *s, conn *k, struct MHD_Connection *c, unsigned status,
+                              const char *msg) {
+  bool at_headers = k->received == 0;
+
+  lfw_buf_free(&k->body);
+  if (at_headers && (!k->body_pending || k->announced > discard_max(s))) {
+    k->responded = true;
+    set_phase(s, k, PH_BUSY, 0);
+    return respond_text(s, c, status, msg);
+  }
+  k->refuse_status = status;
+  k->refuse_msg = msg;
+  return MHD_YES;
 }
 
 static enum MHD_Result first_call(lfw_server *s, conn *k, struct MHD_Connection *c, const char *url,
@@ -135,86 +314,95 @@ static enum MHD_Result first_call(lfw_server *s, conn *k, struct MHD_Connection 
   char *end = NULL;
 
   k->in_request = true;
-  k->responded = true; /* Until the checks below pass. */
+  k->responded = false;
   k->has_result = false;
-  k->too_big = false;
-  k->discarded = 0;
+  k->refuse_status = 0;
+  k->refuse_msg = NULL;
+  k->received = 0;
+  k->announced = 0;
   k->start_us = lfw_monotonic_us();
   lfw_buf_reset(&k->body);
+  k->body.max = s->cfg->max_request_bytes;
   lfw_metrics_inflight_add(1);
-  if (!client_allowed(s, k, c))
-    return respond_text(s, c, MHD_HTTP_FORBIDDEN, MSG_CLIENT_CERT);
-  if (strcmp(url, s->cfg->path) != 0)
-    return respond_text(s, c, MHD_HTTP_NOT_FOUND, MSG_NOT_FOUND);
-  if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-    return respond_text(s, c, MHD_HTTP_METHOD_NOT_ALLOWED, MSG_METHOD);
-  if (!is_json(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
-    early_result(k, LFW_D_ERROR, LFW_R_UNSUPPORTED_MEDIA_TYPE);
-    return respond_text(s, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, MSG_MEDIA);
-  }
+  set_phase(s, k, PH_BODY, s->cfg->body_timeout_us);
   len_text = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  k->body_pending =
+      MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
   if (len_text != NULL) {
+    /* libmicrohttpd has checked that the value is all digits and answered
+     * 400 itself otherwise; this check only guards against a change there. */
     errno = 0;
     len = strtoull(len_text, &end, 10);
     if (errno != 0 || end == len_text || *end != '\0') {
       early_result(k, LFW_D_ERROR, LFW_R_INVALID_REVIEW);
+      k->responded = true;
       return respond_text(s, c, MHD_HTTP_BAD_REQUEST, MSG_BAD_LENGTH);
     }
-    /* Refused before a byte of the body is read. */
-    if (len > s->cfg->max_request_bytes) {
-      early_result(k, LFW_D_ERROR, LFW_R_TOO_LARGE);
-      return respond_text(s, c, MHD_HTTP_CONTENT_TOO_LARGE, MSG_TOO_LARGE);
-    }
-    /* One allocation of the announced size; a body without a length grows
-     * by doubling up to the same limit. */
-    if (lfw_buf_reserve(&k->body, (size_t)len) != 0)
-      return MHD_NO;
+    k->announced = len;
+    k->body_pending = k->body_pending || len > 0;
+    /* The buffer grows as the body arrives, never past what was announced:
+     * a length alone reserves nothing. */
+    if (len < k->body.max)
+      k->body.max = (size_t)len;
   }
-  k->responded = false;
+  if (!client_allowed(s, k, c))
+    return refuse(s, k, c, MHD_HTTP_FORBIDDEN, MSG_CLIENT_CERT);
+  if (strcmp(url, s->cfg->path) != 0)
+    return refuse(s, k, c, MHD_HTTP_NOT_FOUND, MSG_NOT_FOUND);
+  if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+    return refuse(s, k, c, MHD_HTTP_METHOD_NOT_ALLOWED, MSG_METHOD);
+  if (!is_json(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+    early_result(k, LFW_D_ERROR, LFW_R_UNSUPPORTED_MEDIA_TYPE);
+    return refuse(s, k, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, MSG_MEDIA);
+  }
+  if (len > s->cfg->max_request_bytes) {
+    early_result(k, LFW_D_ERROR, LFW_R_TOO_LARGE);
+    return refuse(s, k, c, MHD_HTTP_CONTENT_TOO_LARGE, MSG_TOO_LARGE);
+  }
   return MHD_YES;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_size, void **req_cls) {
-  lfw_server *s = cls;
-  conn *k = *req_cls;
-  const union MHD_ConnectionInfo *ci;
-
-  if (k == NULL) {
-    ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    if (ci == NULL || ci->socket_context == NULL)
-      return MHD_NO;
-    k = ci->socket_context;
-    *req_cls = k;
-    return first_call(s, k, c, url, method);
-  }
-  if (*upload_size > 0) {
-    if (k->too_big) {
-      /* A body without Content-Length passed the limit: the rest is counted,
-       * not kept, and answered with 413 once it ends (libmicrohttpd cannot
-       * answer in the middle of a chunked upload). A client that goes on
-       * sending far past the limit is cut off. */
-      k->discarded += *upload_size;
-      *upload_size = 0;
-      return k->discarded > s->cfg->max_request_bytes ? MHD_NO : MHD_YES;
-    }
-    if (!k->responded && lfw_buf_append(&k->body, upload_data, *upload_size) != 0) {
-      k->too_big = true;
-      k->discarded = *upload_size;
-      lfw_buf_free(&k->body);
-    }
-    *upload_size = 0;
-    return MHD_YES;
-  }
+/* A piece of the body: kept, or counted and dropped once the request is
+ * refused. */
+static enum MHD_Result body_data(lfw_server *s, conn *k, struct MHD_Connection *c, const char *data,
+                                 size_t n) {
+  k->received += n;
+  atomic_fetch_add_explicit(&s->body_bytes, n, memory_order_relaxed);
   if (k->responded)
     return MHD_YES;
-  if (k->too_big) {
-    k->responded = true;
+  if (k->refuse_status != 0)
+    /* A client that goes on sending past the bound is cut off. */
+    return k->received > discard_max(s) ? MHD_NO : MHD_YES;
+  if (lfw_buf_append(&k->body, data, n) == 0)
+    return MHD_YES;
+  if (k->body.refused) {
+    atomic_fetch_add(&s->refused_memory, 1);
     early_result(k, LFW_D_ERROR, LFW_R_TOO_LARGE);
-    return respond_text(s, c, MHD_HTTP_CONTENT_TOO_LARGE, MSG_TOO_LARGE);
+    return refuse(s, k, c, MHD_HTTP_SERVICE_UNAVAILABLE, MSG_NO_MEMORY);
   }
+  /* Past --max-request-bytes without a Content-Length (chunked), or out of
+   * memory. */
+  early_result(k, LFW_D_ERROR, LFW_R_TOO_LARGE);
+  return refuse(s, k, c, MHD_HTTP_CONTENT_TOO_LARGE, MSG_TOO_LARGE);
+}
+
+/* The whole request is in: answer it. */
+static enum MHD_Result final_call(lfw_server *s, conn *k, struct MHD_Connection *c) {
+  if (k->responded)
+    return MHD_YES;
   k->responded = true;
+  set_phase(s, k, PH_BUSY, 0);
+  if (k->refuse_status != 0)
+    return respond_text(s, c, k->refuse_status, k->refuse_msg);
+  /* The scanner needs room for up to the whole body: charge it now, so a
+   * budget that is spent gets a clear 503 rather than a parse failure. */
+  lfw_buf_reset(&k->scratch);
+  if (lfw_buf_reserve(&k->scratch, k->body.len) != 0) {
+    lfw_buf_free(&k->body);
+    early_result(k, LFW_D_ERROR, LFW_R_TOO_LARGE);
+    atomic_fetch_add(&s->refused_memory, 1);
+    return respond_text(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, MSG_NO_MEMORY);
+  }
   lfw_review_handle(s->env, k->body.data != NULL ? k->body.data : "", k->body.len, &k->scratch,
                     &k->resp, &k->result);
   k->has_result = true;
@@ -228,47 +416,177 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                  k->resp.len);
 }
 
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **req_cls) {
+  lfw_server *s = cls;
+  conn *k = *req_cls;
+  const union MHD_ConnectionInfo *ci;
+  size_t n = *upload_size;
+
+  (void)version;
+  if (k == NULL) {
+    ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci == NULL || ci->socket_context == NULL)
+      return MHD_NO;
+    k = ci->socket_context;
+    *req_cls = k;
+  }
+  if (!k->in_request)
+    return first_call(s, k, c, url, method);
+  *upload_size = 0;
+  if (n > 0)
+    return body_data(s, k, c, upload_data, n);
+  return final_call(s, k, c);
+}
+
+/* libmicrohttpd calls this once a request line has arrived, before its
+ * headers; what it returns is the request's context. */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *c) {
+  lfw_server *s = cls;
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  conn *k = ci != NULL ? ci->socket_context : NULL;
+
+  (void)uri;
+  if (k == NULL)
+    return NULL;
+  /* On the first request the header deadline started with the end of the
+   * handshake; on a kept-alive connection it starts now. */
+  if (k->ph != PH_HEADERS)
+    set_phase(s, k, PH_HEADERS, s->cfg->header_timeout_us);
+  return k;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode toe) {
+  lfw_server *s = cls;
   conn *k = *req_cls;
 
-  (void)cls;
   (void)c;
   (void)toe;
-  if (k == NULL || !k->in_request)
+  if (k == NULL)
     return;
+  *req_cls = NULL;
+  /* Waiting for the next request: the idle timeout, counted from now and not
+   * renewed by a request line that trickles in. */
+  set_phase(s, k, PH_IDLE, (int64_t)s->cfg->idle_timeout_s * 1000000);
+  if (!k->in_request)
+    return; /* libmicrohttpd answered it (a malformed request). */
   if (k->has_result)
     lfw_metrics_request(k->result.op, k->result.decision, k->result.reason,
                         lfw_monotonic_us() - k->start_us);
   lfw_metrics_inflight_add(-1);
   k->in_request = false;
-  if (k->body.cap > KEEP_BODY_MAX)
+  /* Keep only what the connection's own allowance covers; give the rest
+   * back to the budget and, past MMAP_THRESHOLD, to the system. */
+  if (k->body.cap > ALLOWANCE)
     lfw_buf_free(&k->body);
-  if (k->scratch.cap > KEEP_BODY_MAX)
+  if (k->scratch.cap > ALLOWANCE)
     lfw_buf_free(&k->scratch);
-  *req_cls = NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connections                                                               */
+
+/* Accepting: a connection over --max-connections is closed at once, so its
+ * client fails fast instead of waiting in the kernel's backlog. Counted from
+ * the connections open; server threads that accept at the same moment can
+ * each let one more in. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
+  lfw_server *s = cls;
+
+  (void)addr;
+  (void)addrlen;
+  if (atomic_load(&s->open) >= s->cfg->max_connections ||
+      atomic_load_explicit(&s->draining, memory_order_relaxed)) {
+    atomic_fetch_add(&s->refused_at_accept, 1);
+    return MHD_NO;
+  }
+  return MHD_YES;
+}
+
+/* Called by GnuTLS for each handshake message. Before it reads a
+ * ClientHello: refuses, with a protocol_version alert, one that offers no
+ * version the server accepts. After the client's Finished: the handshake is
+ * done and the request's header deadline starts. */
+static int on_handshake_message(gnutls_session_t session, unsigned int htype, unsigned when,
+                                unsigned int incoming, const gnutls_datum_t *msg) {
+  struct MHD_Connection *c = gnutls_session_get_ptr(session);
+  const union MHD_ConnectionInfo *ci;
+  lfw_server *s = running;
+  conn *k;
+  uint16_t rv = 0;
+  unsigned char alert[7];
+
+  if (!incoming || s == NULL || c == NULL)
+    return 0;
+  ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  k = ci != NULL ? ci->socket_context : NULL;
+  if (k == NULL)
+    return 0;
+  if (htype == GNUTLS_HANDSHAKE_CLIENT_HELLO && when == GNUTLS_HOOK_PRE &&
+      lfw_tls_hello_check(msg->data, msg->size, s->cfg->tls_min, &rv) == LFW_HELLO_TOO_OLD) {
+    /* Nothing was sent yet, so a plaintext alert record is what the client
+     * expects; a short write on a fresh socket cannot happen for 7 bytes,
+     * and the handshake fails either way. */
+    lfw_tls_alert_protocol_version(rv, alert);
+    (void)send(k->fd, alert, sizeof alert, MSG_NOSIGNAL);
+    return GNUTLS_E_UNSUPPORTED_VERSION_PACKET;
+  }
+  if (htype == GNUTLS_HANDSHAKE_FINISHED && when == GNUTLS_HOOK_POST && k->ph == PH_HANDSHAKE)
+    set_phase(s, k, PH_HEADERS, s->cfg->header_timeout_us);
+  return 0;
 }
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode code) {
   lfw_server *s = cls;
+  const union MHD_ConnectionInfo *ci;
   conn *k;
 
-  (void)c;
   if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    atomic_fetch_add(&s->open, 1);
     k = calloc(1, sizeof *k);
-    if (k != NULL) {
-      lfw_buf_init(&k->body, s->cfg->max_request_bytes);
+    ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (k != NULL && ci != NULL) {
+      k->fd = ci->connect_fd;
+      lfw_buf_init_budget(&k->body, s->cfg->max_request_bytes, &s->budget, ALLOWANCE);
       lfw_buf_init(&k->resp, RESPONSE_MAX);
-      lfw_buf_init(&k->scratch, s->cfg->max_request_bytes);
+      lfw_buf_init_budget(&k->scratch, s->cfg->max_request_bytes, &s->budget, ALLOWANCE);
+      pthread_mutex_lock(&s->lock);
+      k->next = s->conns;
+      if (s->conns != NULL)
+        s->conns->prev = k;
+      s->conns = k;
+      pthread_mutex_unlock(&s->lock);
+      set_phase(s, k, PH_HANDSHAKE, s->cfg->handshake_timeout_us);
+      ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+      if (ci != NULL && ci->tls_session != NULL)
+        gnutls_handshake_set_hook_function(ci->tls_session, GNUTLS_HANDSHAKE_ANY, GNUTLS_HOOK_BOTH,
+                                           on_handshake_message);
+    } else {
+      free(k);
+      k = NULL;
     }
     /* NULL makes every request on this connection fail (out of memory). */
     *socket_context = k;
     return;
   }
+  atomic_fetch_sub(&s->open, 1);
   k = *socket_context;
   if (k == NULL)
     return;
+  pthread_mutex_lock(&s->lock);
+  if (k->prev != NULL)
+    k->prev->next = k->next;
+  else
+    s->conns = k->next;
+  if (k->next != NULL)
+    k->next->prev = k->prev;
+  if (++s->closed_since_trim >= TRIM_AFTER_CLOSED)
+    pthread_cond_signal(&s->wake);
+  pthread_mutex_unlock(&s->lock);
   lfw_tls_pair_release(k->pair);
   lfw_buf_free(&k->body);
   lfw_buf_free(&k->resp);
@@ -350,6 +668,46 @@ static bool is_ready(lfw_server *s, char *why, size_t why_size) {
   return true;
 }
 
+/* The server's own series: connections, deadlines, body memory. */
+static void server_metrics(lfw_server *s, lfw_buf *out) {
+  int i;
+
+  lfw_buf_puts(out, "# HELP leasefence_connections_open HTTPS connections open now.\n"
+                    "# TYPE leasefence_connections_open gauge\n");
+  lfw_buf_printf(out, "leasefence_connections_open %u\n", atomic_load(&s->open));
+  lfw_buf_puts(out, "# HELP leasefence_connections_refused_total Connections closed at accept "
+                    "because --max-connections were open.\n"
+                    "# TYPE leasefence_connections_refused_total counter\n");
+  lfw_buf_printf(out, "leasefence_connections_refused_total %lu\n",
+                 atomic_load(&s->refused_at_accept));
+  lfw_buf_puts(out, "# HELP leasefence_connections_timed_out_total Connections closed because a "
+                    "phase ran past its deadline.\n"
+                    "# TYPE leasefence_connections_timed_out_total counter\n");
+  for (i = 0; i < PH_COUNT; i++)
+    if (i != PH_BUSY)
+      lfw_buf_printf(out, "leasefence_connections_timed_out_total{phase=\"%s\"} %lu\n",
+                     phase_names[i], atomic_load(&s->timed_out[i]));
+  lfw_buf_puts(out, "# HELP leasefence_request_body_bytes_total Request body bytes read.\n"
+                    "# TYPE leasefence_request_body_bytes_total counter\n");
+  lfw_buf_printf(out, "leasefence_request_body_bytes_total %llu\n", atomic_load(&s->body_bytes));
+  lfw_buf_puts(out, "# HELP leasefence_body_memory_bytes Memory held for request bodies "
+                    "beyond each connection's own allowance.\n"
+                    "# TYPE leasefence_body_memory_bytes gauge\n");
+  lfw_buf_printf(out, "leasefence_body_memory_bytes %zu\n", lfw_budget_used(&s->budget));
+  lfw_buf_puts(out,
+               "# HELP leasefence_body_memory_peak_bytes Highest leasefence_body_memory_bytes.\n"
+               "# TYPE leasefence_body_memory_peak_bytes gauge\n");
+  lfw_buf_printf(out, "leasefence_body_memory_peak_bytes %zu\n", atomic_load(&s->budget.peak));
+  lfw_buf_puts(out, "# HELP leasefence_body_memory_limit_bytes --max-body-memory.\n"
+                    "# TYPE leasefence_body_memory_limit_bytes gauge\n");
+  lfw_buf_printf(out, "leasefence_body_memory_limit_bytes %zu\n", s->budget.limit);
+  lfw_buf_puts(out, "# HELP leasefence_body_memory_refused_total Requests answered 503 because "
+                    "--max-body-memory was spent.\n"
+                    "# TYPE leasefence_body_memory_refused_total counter\n");
+  lfw_buf_printf(out, "leasefence_body_memory_refused_total %lu\n",
+                 atomic_load(&s->refused_memory));
+}
+
 static enum MHD_Result on_health(void *cls, struct MHD_Connection *c, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_size, void **req_cls) {
@@ -382,6 +740,7 @@ static enum MHD_Result on_health(void *cls, struct MHD_Connection *c, const char
     }
   } else if (strcmp(url, "/metrics") == 0) {
     lfw_metrics_render(&out);
+    server_metrics(s, &out);
     if (s->env->source != NULL && s->env->source->metrics != NULL)
       s->env->source->metrics(s->env->source->ctx, &out);
   } else {
@@ -427,6 +786,49 @@ static int make_addr(const char *host, unsigned port, struct sockaddr_storage *s
     return 0;
   }
   return -1;
+}
+
+static int keeper_start(lfw_server *s, char *err, size_t err_size) {
+  pthread_condattr_t attr;
+
+  pthread_mutex_init(&s->lock, NULL);
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->wake, &attr);
+  pthread_condattr_destroy(&attr);
+  if (pthread_create(&s->keeper, NULL, keeper_main, s) != 0) {
+    snprintf(err, err_size, "cannot start the deadline thread");
+    return -1;
+  }
+  s->keeper_started = true;
+  return 0;
+}
+
+static void keeper_stop(lfw_server *s) {
+  if (!s->keeper_started)
+    return;
+  pthread_mutex_lock(&s->lock);
+  s->stop = true;
+  pthread_cond_signal(&s->wake);
+  pthread_mutex_unlock(&s->lock);
+  pthread_join(s->keeper, NULL);
+  s->keeper_started = false;
+}
+
+/* Each connection takes a descriptor (two with its certificate files
+ * reloading aside); raise the soft limit to the hard one if that is short. */
+static void raise_fd_limit(const lfw_config *cfg) {
+  struct rlimit rl;
+  rlim_t want = (rlim_t)cfg->max_connections + 128;
+
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+    return;
+  rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+  if (rl.rlim_cur < want)
+    lfw_log_json(LFW_LOG_ERROR, "too few file descriptors for --max-connections",
+                 json_pack("{s:I,s:I}", "max_connections", (json_int_t)cfg->max_connections,
+                           "nofile", (json_int_t)rl.rlim_cur));
 }
 
 static unsigned thread_count(const lfw_config *cfg) {
@@ -485,6 +887,15 @@ int lfw_server_start(const lfw_config *cfg, const lfw_review_env *env, lfw_tls *
   s->env = env;
   s->tls = tls;
   atomic_init(&s->draining, false);
+  lfw_budget_init(&s->budget, cfg->max_body_memory, cfg->max_body_memory / 4, SMALL_BODY);
+  if (keeper_start(s, err, err_size) != 0)
+    goto out;
+  /* Large blocks mapped on their own (see MMAP_THRESHOLD); a fixed
+   * threshold also stops glibc from raising it. Few arenas: a thread per
+   * connection would otherwise spread small blocks over up to 8 per CPU. */
+  mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+  mallopt(M_ARENA_MAX, 4);
+  raise_fd_limit(cfg);
   if (client_ca_pem != NULL) {
     s->client_ca_pem = strdup(client_ca_pem);
     if (s->client_ca_pem == NULL) {
@@ -505,12 +916,14 @@ int lfw_server_start(const lfw_config *cfg, const lfw_review_env *env, lfw_tls *
     flags |= MHD_USE_IPv6;
   errno = 0;
   s->daemon = MHD_start_daemon(
-      flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
-      (threads > 1 && !per_conn) ? threads : 0u, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
-      MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-      (unsigned)1024, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_NOTIFY_COMPLETED,
-      on_completed, s, MHD_OPTION_HTTPS_PRIORITIES, priorities, MHD_OPTION_HTTPS_CERT_CALLBACK,
+      flags, (uint16_t)cfg->port, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+      s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
+      (threads > 1 && !per_conn) ? threads : 0u, MHD_OPTION_CONNECTION_LIMIT,
+      2 * cfg->max_connections + MHD_LIMIT_EXTRA, MHD_OPTION_CONNECTION_TIMEOUT,
+      cfg->idle_timeout_s, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+      MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK, MHD_OPTION_NOTIFY_CONNECTION,
+      on_connection, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK,
+      on_request_line, s, MHD_OPTION_HTTPS_PRIORITIES, priorities, MHD_OPTION_HTTPS_CERT_CALLBACK,
       retrieve_cert, client_ca_pem != NULL ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END,
       s->client_ca_pem, MHD_OPTION_END);
   if (s->daemon == NULL) {
@@ -587,6 +1000,7 @@ void lfw_server_free(lfw_server **ps) {
     MHD_stop_daemon(s->daemon);
   if (s->health != NULL)
     MHD_stop_daemon(s->health);
+  keeper_stop(s);
   if (running == s)
     running = NULL;
   free(s->client_ca_pem);
