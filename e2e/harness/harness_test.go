@@ -59,7 +59,7 @@ func roundTrip(t *testing.T, ctx context.Context, c *cluster.Cluster, source, ns
 	}
 
 	_, err = cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
-		Name: "guarded", Annotations: map[string]string{harness.AnnotationLease: "ctrl"},
+		Name: "guarded", Annotations: map[string]string{harness.AnnotationLease: "ctrl", harness.AnnotationStamp: "lf1:0:u:h"},
 	}}, metav1.CreateOptions{FieldManager: "lf1:0:u:h"})
 	// A write with a per-request stamp needs the Lease. No Lease app/ctrl
 	// exists: the webhook read it with its own identity (allowed) and found
