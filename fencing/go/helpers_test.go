@@ -126,7 +126,7 @@ type fakeServer struct {
 	patchesSeen map[string][]byte
 	// patchManagers: the fieldManager of each stamping patch.
 	patchManagers map[string]string
-	patchedRVs  map[string]string
+	patchedRVs    map[string]string
 }
 
 func newFakeServer(t *testing.T, names ...string) *fakeServer {
