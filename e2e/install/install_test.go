@@ -36,7 +36,8 @@ const (
 // every object is accepted. Then the overlay's ValidatingWebhookConfiguration,
 // with only clientConfig changed to the URL of a webhook started here (with
 // the Deployment's own flags, the overlay's certificate and a token of the
-// manifests' ServiceAccount, so the manifests' RBAC), fences writes; kube-system
+// manifests' ServiceAccount, so the manifests' RBAC), fences writes and puts
+// a Warning Event on the object whose write it denied; kube-system
 // is never sent to it; and with the break-glass component, the group
 // leasefence:break-glass gets through while the webhook is down.
 func TestSelfSignedOverlay(t *testing.T) {
@@ -176,6 +177,15 @@ func TestSelfSignedOverlay(t *testing.T) {
 			if !strings.Contains(string(out), m) {
 				t.Errorf("the denial kubectl prints does not contain %q", m)
 			}
+		}
+		// The denial is on the object as a Warning Event, posted with the
+		// manifests' RBAC and the Deployment's flags.
+		if _, err := harness.AwaitDenialEvent(ctx, c.Client, ns, "ConfigMap", "shard-map", "StaleTerm", 30*time.Second,
+			func(e corev1.Event) (bool, string) {
+				return e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, "Writer: system:serviceaccount:app:ctrl-a (pod app/ctrl-a)"),
+					fmt.Sprintf("type %s, message %q", e.Type, e.Message)
+			}); err != nil {
+			t.Errorf("no Warning Event for the stale leader's denied write: %v", err)
 		}
 		// The current leader's.
 		if out, err := cluster.KubectlWith(ctx, c.KubectlPath(), b.Kubeconfig, nil, "-n", ns, "annotate", "--overwrite",
