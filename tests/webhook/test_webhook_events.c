@@ -608,6 +608,92 @@ static void test_review_reports_denials_only(void **state) {
   json_decref(r);
 }
 
+static void test_requester_kinds(void **state) {
+  static const struct {
+    const char *user;
+    lf_writer writer;
+    lfw_requester want;
+  } cases[] = {
+      {"system:serviceaccount:team:ctrl", LF_WRITER_CONTROLLER, LFW_REQ_GUARDED_CONTROLLER},
+      {"alice", LF_WRITER_CONTROLLER, LFW_REQ_GUARDED_CONTROLLER},
+      {"system:serviceaccount:kube-system:deployment-controller", LF_WRITER_EXEMPT,
+       LFW_REQ_KUBERNETES},
+      {"system:kube-controller-manager", LF_WRITER_EXEMPT, LFW_REQ_KUBERNETES},
+      {"system:kube-scheduler", LF_WRITER_EXEMPT, LFW_REQ_KUBERNETES},
+      {"ops@example.com", LF_WRITER_EXEMPT, LFW_REQ_EXEMPT},
+      {"system:serviceaccount:argocd:argocd-application-controller", LF_WRITER_OTHER,
+       LFW_REQ_SERVICE_ACCOUNT},
+      {"alice@example.com", LF_WRITER_OTHER, LFW_REQ_PERSON},
+      {"kubernetes-admin", LF_WRITER_OTHER, LFW_REQ_PERSON},
+      {"system:node:node-1", LF_WRITER_OTHER, LFW_REQ_SYSTEM},
+      {"system:serviceaccount:team:ctrl", LF_WRITER_UNKNOWN, LFW_REQ_SERVICE_ACCOUNT},
+      {"bob", LF_WRITER_UNKNOWN, LFW_REQ_PERSON},
+  };
+  size_t i;
+
+  (void)state;
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    lf_request req;
+    lf_decision dec;
+
+    memset(&req, 0, sizeof req);
+    memset(&dec, 0, sizeof dec);
+    req.username = cases[i].user;
+    dec.writer = cases[i].writer;
+    if (lfw_requester_of(&req, &dec) != cases[i].want)
+      fail_msg("%s (%s): requester %d, want %d", cases[i].user, lf_writer_name(cases[i].writer),
+               (int)lfw_requester_of(&req, &dec), (int)cases[i].want);
+  }
+}
+
+/* The review path counts each decision by reason and requester. */
+static void test_decisions_metric(void **state) {
+  json_t *r = lft_unstamped_update("cm", "u");
+  lfw_buf page;
+  char series[256];
+  bool allowed;
+  lf_request req;
+  lf_decision dec;
+  json_t *review = lft_review(r);
+  lf_error err;
+  lf_lease_ref ref;
+  const char *line;
+  double before = 0;
+
+  (void)state;
+  /* The same decision the review path will make, for its reason. */
+  assert_int_equal(lf_request_from_review(review, &req, &err), LF_OK);
+  {
+    lf_policy policy;
+    lf_lease_view view = {.status = LF_LEASE_UNAVAILABLE, .cause = "no Lease source is configured"};
+
+    lf_policy_init(&policy);
+    memset(&dec, 0, sizeof dec);
+    if (lf_decide_needs_lease(&req, &policy, &ref, &dec) == 1)
+      lf_decide(&req, &view, T0, &policy, &dec);
+  }
+  assert_false(dec.allowed);
+  snprintf(series, sizeof series,
+           "leasefence_decisions_total{verdict=\"denied\",reason=\"%s\","
+           "requester=\"guarded-controller\"} ",
+           lf_reason_name(dec.reason));
+  lfw_buf_init(&page, 1 << 20);
+  assert_int_equal(lfw_metrics_render(&page), 0);
+  line = strstr(page.data, series);
+  if (line != NULL)
+    before = strtod(line + strlen(series), NULL);
+  assert_int_equal(reported(LFW_MODE_DENY, r, &allowed), 1);
+  lfw_buf_reset(&page);
+  assert_int_equal(lfw_metrics_render(&page), 0);
+  line = strstr(page.data, series);
+  if (line == NULL)
+    fail_msg("no %s in\n%s", series, page.data);
+  assert_true(strtod(line + strlen(series), NULL) == before + 1);
+  lfw_buf_free(&page);
+  json_decref(review);
+  json_decref(r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_denial_fields),
@@ -625,6 +711,8 @@ int main(void) {
       cmocka_unit_test(test_format_cluster_scoped_and_odd_names),
       cmocka_unit_test(test_queue_full_drops_and_counts),
       cmocka_unit_test(test_review_reports_denials_only),
+      cmocka_unit_test(test_requester_kinds),
+      cmocka_unit_test(test_decisions_metric),
   };
 
   lfw_log_level = -1; /* The review path logs denials; not wanted here. */

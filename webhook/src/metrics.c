@@ -4,6 +4,7 @@
 #include "metrics.h"
 
 #include <stdatomic.h>
+#include <string.h>
 
 static const char *const op_names[LFW_OP_COUNT] = {"unknown", "CREATE", "UPDATE", "DELETE",
                                                    "CONNECT"};
@@ -23,6 +24,10 @@ static atomic_int_fast64_t inflight;
 static atomic_uint_fast64_t reloads[2];    /* [0] failure, [1] success */
 static atomic_int_fast64_t cert_not_after; /* 0 until a certificate is loaded. */
 static atomic_uint_fast64_t events[LFW_EV_COUNT];
+static atomic_uint_fast64_t decisions[2][LF_R_COUNT][LFW_REQ_COUNT]; /* [allowed] */
+
+static const char *const requester_names[LFW_REQ_COUNT] = {
+    "guarded-controller", "kubernetes-controller", "exempt", "service-account", "person", "system"};
 
 const char *lfw_reason_label(int reason) {
   switch (reason) {
@@ -67,6 +72,43 @@ int64_t lfw_metrics_inflight(void) {
 
 void lfw_metrics_cert_reload(bool ok) {
   atomic_fetch_add_explicit(&reloads[ok ? 1 : 0], 1, memory_order_relaxed);
+}
+
+static bool has_prefix(const char *s, const char *prefix) {
+  return s != NULL && strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* One of the library's built-in exempt users (lf_policy_init), as opposed to
+ * one the operator added. */
+static bool built_in_exempt(const char *username) {
+  lf_policy defaults;
+  size_t i;
+
+  if (username == NULL)
+    return false;
+  lf_policy_init(&defaults);
+  for (i = 0; i < defaults.n_exempt_users; i++)
+    if (strcmp(defaults.exempt_users[i], username) == 0)
+      return true;
+  return false;
+}
+
+lfw_requester lfw_requester_of(const lf_request *req, const lf_decision *dec) {
+  if (dec->writer == LF_WRITER_CONTROLLER)
+    return LFW_REQ_GUARDED_CONTROLLER;
+  if (dec->writer == LF_WRITER_EXEMPT)
+    return built_in_exempt(req->username) ? LFW_REQ_KUBERNETES : LFW_REQ_EXEMPT;
+  if (has_prefix(req->username, "system:serviceaccount:"))
+    return LFW_REQ_SERVICE_ACCOUNT;
+  if (has_prefix(req->username, "system:"))
+    return LFW_REQ_SYSTEM;
+  return LFW_REQ_PERSON;
+}
+
+void lfw_metrics_decision(bool allowed, int reason, lfw_requester who) {
+  if (reason < 0 || reason >= LF_R_COUNT || (int)who < 0 || who >= LFW_REQ_COUNT)
+    return;
+  atomic_fetch_add_explicit(&decisions[allowed ? 1 : 0][reason][who], 1, memory_order_relaxed);
 }
 
 void lfw_metrics_event(lfw_event_count what) {
@@ -139,6 +181,24 @@ int lfw_metrics_render(lfw_buf *out) {
                        "leasefence_requests_total{operation=\"%s\",decision=\"%s\","
                        "reason=\"%s\"} %llu\n",
                        op_names[op], decision_names[d], lfw_reason_label(r), (unsigned long long)v);
+      }
+
+  lfw_buf_puts(out, "# HELP leasefence_decisions_total Reviews decided, by the decision's "
+                    "verdict (before the mode), reason and requester (the writer's class, "
+                    "docs/protocol.md section 5.1).\n"
+                    "# TYPE leasefence_decisions_total counter\n");
+  for (op = 0; op < 2; op++)
+    for (r = 0; r < LF_R_COUNT; r++)
+      for (d = 0; d < LFW_REQ_COUNT; d++) {
+        uint64_t v = atomic_load_explicit(&decisions[op][r][d], memory_order_relaxed);
+
+        if (v == 0)
+          continue;
+        lfw_buf_printf(out,
+                       "leasefence_decisions_total{verdict=\"%s\",reason=\"%s\","
+                       "requester=\"%s\"} %llu\n",
+                       op == 1 ? "allowed" : "denied", lf_reason_name((lf_reason)r),
+                       requester_names[d], (unsigned long long)v);
       }
 
   lfw_buf_puts(out, "# HELP leasefence_request_duration_seconds Time from a review's first "

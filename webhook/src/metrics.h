@@ -38,6 +38,28 @@ enum {
   LFW_R_TOTAL
 };
 
+/* requester label: who asked, for decided reviews. The writer classes of
+ * docs/protocol.md (section 5.1, lf_decision.writer), with the exempt split
+ * into Kubernetes' own control plane and whom the operator named, and the
+ * others (and writes decided before the class mattered) split by the kind of
+ * identity. */
+typedef enum lfw_requester {
+  LFW_REQ_GUARDED_CONTROLLER = 0, /* The guarded controller's writers (fenced). */
+  LFW_REQ_KUBERNETES,             /* Exempt: a built-in control-plane identity. */
+  LFW_REQ_EXEMPT,                 /* Exempt: --exempt-user or --exempt-group. */
+  LFW_REQ_SERVICE_ACCOUNT,        /* Another service account: a tool in a pod. */
+  LFW_REQ_PERSON,                 /* Neither a service account nor a system: user. */
+  LFW_REQ_SYSTEM,                 /* Another system: identity (a node, the API server). */
+  LFW_REQ_COUNT
+} lfw_requester;
+
+/* The requester of `req` as decided in `dec`. Pure. */
+lfw_requester lfw_requester_of(const lf_request *req, const lf_decision *dec);
+
+/* Counts one decided review by the decision's verdict (before the mode),
+ * reason and requester. */
+void lfw_metrics_decision(bool allowed, int reason, lfw_requester who);
+
 /* What became of denials reported as Events (events.h). */
 typedef enum lfw_event_count {
   LFW_EV_CREATED = 0,        /* An Event created. */

@@ -358,6 +358,7 @@ void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, 
   if (res->decision == LFW_D_WARNED || res->decision == LFW_D_DRY_RUN)
     res->allowed = true;
 
+  lfw_metrics_decision(dec.allowed, res->reason, lfw_requester_of(&req, &dec));
   /* A dry run changes nothing, so it leaves no trace either (the webhook
    * configuration declares sideEffects: None). */
   if (res->decision == LFW_D_DENIED && !req.dry_run && env->events != NULL) {
