@@ -8,6 +8,7 @@
 #include "decide_internal.h"
 #include "testutil.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -302,6 +303,11 @@ int main(void) {
   size_t n = json_array_size(cases);
   struct CMUnitTest *tests = calloc(n, sizeof(*tests));
   int failed;
+
+  if (tests == NULL) {
+    fprintf(stderr, "out of memory\n");
+    return 1;
+  }
 
   for (size_t i = 0; i < n; i++) {
     json_t *c = json_array_get(cases, i);

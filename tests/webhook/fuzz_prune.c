@@ -19,10 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int64_t fixed_clock(void) {
-  return 1767225605000000LL;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define CHECK(cond)                                                                                \
@@ -33,29 +29,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
     }                                                                                              \
   } while (0)
 
-/* Every Lease lookup finds the same current Lease. */
-static int fixed_get(void *ctx, const lf_lease_ref *ref, unsigned flags, int64_t deadline_us,
-                     lf_lease *out, lf_error *err) {
-  (void)ctx;
-  (void)flags;
-  (void)deadline_us;
-  (void)err;
-  memset(out, 0, sizeof *out);
-  out->ref = *ref;
-  snprintf(out->uid, sizeof out->uid, "11111111-1111-4111-8111-111111111111");
-  snprintf(out->holder, sizeof out->holder, "ctrl-a_aaaaaaaa-0000-4000-8000-000000000001");
-  out->duration_s = 15;
-  out->transitions = 3;
-  out->renew_us = 1767225600000000LL;
-  out->acquire_us = LF_TIME_NONE;
-  return LF_OK;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static prune_check_stats stats;
   const char *why = prune_check((const char *)data, size, &stats);
   lf_policy policy;
-  lfw_lease_source src = {.name = "fixed", .get = fixed_get};
+  lfw_lease_source src = {.name = "fixed", .get = prune_check_lease_get};
   lfw_review_env env = {0};
   lfw_buf scratch;
   lfw_buf out;
@@ -72,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   env.mode = LFW_MODE_DENY;
   env.source = &src;
   env.lease_timeout_us = 1000000;
-  env.clock = fixed_clock; /* exact times: the vectors' 2026-01-01T00:00:05Z */
+  env.clock = prune_check_clock; /* exact times: the vectors' 2026-01-01T00:00:05Z */
   lfw_buf_init(&scratch, size);
   lfw_buf_init(&out, 64 * 1024);
   lfw_review_handle(&env, (const char *)data, size, &scratch, &out, &res);

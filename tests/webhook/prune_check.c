@@ -104,3 +104,24 @@ out:
   lfw_buf_free(&out);
   return res;
 }
+
+int prune_check_lease_get(void *ctx, const lf_lease_ref *ref, unsigned flags, int64_t deadline_us,
+                          lf_lease *out, lf_error *err) {
+  (void)ctx;
+  (void)flags;
+  (void)deadline_us;
+  (void)err;
+  memset(out, 0, sizeof *out);
+  out->ref = *ref;
+  snprintf(out->uid, sizeof out->uid, "11111111-1111-4111-8111-111111111111");
+  snprintf(out->holder, sizeof out->holder, "ctrl-a_aaaaaaaa-0000-4000-8000-000000000001");
+  out->duration_s = 15;
+  out->transitions = 3;
+  out->renew_us = 1767225600000000LL;
+  out->acquire_us = LF_TIME_NONE;
+  return LF_OK;
+}
+
+int64_t prune_check_clock(void) {
+  return 1767225605000000LL;
+}

@@ -15,6 +15,7 @@
  * reverse a denial), it reads through the strong path. docs/protocol.md,
  * section 5a, gives the safety argument.
  */
+#include "jsonmem.h"
 #include "lease_kube.h"
 
 #include <inttypes.h>
@@ -187,6 +188,7 @@ static int read_once(lfw_kube_source *s, const lf_lease_ref *ref, int64_t deadli
     snprintf(err->text, sizeof(err->text), "no time left to read the Lease");
     rc = LF_ETIMEDOUT;
   } else {
+    lfw_jsonmem_begin();
     rc = lf_kube_get_lease(s->client, ref, (end - start) / 1000, out, err);
     /* A pooled connection the server has closed in the meantime fails at
      * once (an HTTP/2 stream "not closed cleanly", say). A GET is
@@ -197,6 +199,13 @@ static int read_once(lfw_kube_source *s, const lf_lease_ref *ref, int64_t deadli
       memset(err, 0, sizeof(*err));
       rc = lf_kube_get_lease(s->client, ref, left / 1000, out, err);
     }
+  }
+  /* A Lease parsed while memory ran out may have lost bytes of a string or
+   * a number without jansson saying so (jsonmem.h): it is not trusted. */
+  if (rc == LF_OK && lfw_jsonmem_failed()) {
+    err->code = LF_ENOMEM;
+    snprintf(err->text, sizeof(err->text), "out of memory reading the Lease");
+    rc = LF_ENOMEM;
   }
   count_read(s, rc, mono_us() - start);
   return rc;
@@ -317,18 +326,20 @@ static cache_entry **cache_find(lfw_kube_source *s, const lf_lease_ref *ref) {
 /* Called with cache_mu held. */
 static void cache_put(lfw_kube_source *s, const lf_lease *lease, int64_t now) {
   cache_entry **p = cache_find(s, &lease->ref);
-  if (*p == NULL) {
+  cache_entry *e = *p;
+  if (e == NULL) {
     if (s->n_entries >= CACHE_MAX) {
       return;
     }
-    *p = calloc(1, sizeof(**p));
-    if (*p == NULL) {
+    e = calloc(1, sizeof(*e));
+    if (e == NULL) {
       return;
     }
+    *p = e; /* The bucket's chain owns it from here. */
     s->n_entries++;
   }
-  (*p)->lease = *lease;
-  (*p)->seen_us = now;
+  e->lease = *lease;
+  e->seen_us = now;
 }
 
 static void cache_remove(lfw_kube_source *s, const lf_lease_ref *ref) {

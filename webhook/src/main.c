@@ -7,6 +7,7 @@
  */
 #include "config.h"
 #include "events.h"
+#include "jsonmem.h"
 #include "lease_source.h"
 #include "log.h"
 #include "review.h"
@@ -91,6 +92,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   lfw_log_level = cfg.log_level;
+  lfw_jsonmem_install();
 
   /* Every thread started from here on inherits this mask, so only the
    * sigwait below ever sees SIGTERM and SIGINT. */

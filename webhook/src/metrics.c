@@ -37,6 +37,8 @@ const char *lfw_reason_label(int reason) {
     return "RequestTooLarge";
   case LFW_R_UNSUPPORTED_MEDIA_TYPE:
     return "UnsupportedMediaType";
+  case LFW_R_OUT_OF_MEMORY:
+    return "OutOfMemory";
   default:
     if (reason >= 0 && reason < LF_R_COUNT)
       return lf_reason_name((lf_reason)reason);

@@ -35,6 +35,7 @@ enum {
   LFW_R_INVALID_REVIEW = LF_R_COUNT, /* Bad JSON, wrong version, bad field. */
   LFW_R_TOO_LARGE,                   /* Body over --max-request-bytes. */
   LFW_R_UNSUPPORTED_MEDIA_TYPE,      /* Not application/json. */
+  LFW_R_OUT_OF_MEMORY,               /* The review could not be judged: no memory. */
   LFW_R_TOTAL
 };
 

@@ -7,6 +7,7 @@
  */
 #include "review.h"
 
+#include "jsonmem.h"
 #include "log.h"
 #include "prune.h"
 
@@ -48,6 +49,21 @@ static void put_status(lfw_buf *out, int code, const char *reason, const char *m
   lfw_buf_puts(out, ",\"message\":");
   lfw_json_cstring(out, msg);
   lfw_buf_puts(out, "}");
+}
+
+/* A plain-text 500 when memory ran out: the review was not judged, and a
+ * 400 would blame the request. (With failurePolicy Fail the API server
+ * refuses the write; a retry may find memory.) If even this answer cannot be
+ * written, `out` is left overflowed and the HTTP layer answers 500 itself. */
+static void answer_oom(lfw_buf *out, lfw_review_result *res) {
+  lfw_buf_reset(out);
+  lfw_buf_puts(out, "leasefence: out of memory; the review was not judged, retry\n");
+  res->http_status = 500;
+  res->json = false;
+  res->decision = LFW_D_ERROR;
+  res->reason = LFW_R_OUT_OF_MEMORY;
+  res->allowed = false;
+  lfw_log_json(LFW_LOG_ERROR, "out of memory answering a review", NULL);
 }
 
 /* An AdmissionReview denying with code 400: the body was readable far enough
@@ -216,10 +232,19 @@ static json_t *parse(const char *body, size_t len, lfw_buf *scratch, json_error_
    * and nesting deeper than 2048. */
   const size_t flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL;
 
+  lfw_jsonmem_begin();
   if (scratch != NULL && lfw_prune_review(body, len, scratch) == LFW_PRUNE_OK)
     root = json_loadb(scratch->data, scratch->len, flags, jerr);
-  if (root == NULL)
+  if (root == NULL && !lfw_jsonmem_failed())
     root = json_loadb(body, len, flags, jerr);
+  /* A parse during which memory ran out may have lost bytes of a string
+   * without saying so (jsonmem.h): it is not used. */
+  if (lfw_jsonmem_failed()) {
+    json_decref(root);
+    root = NULL;
+    memset(jerr, 0, sizeof *jerr);
+    jerr->text[JSON_ERROR_TEXT_LENGTH - 1] = (char)json_error_out_of_memory;
+  }
   return root;
 }
 
@@ -261,6 +286,10 @@ void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, 
     goto out;
   }
   root = parse(body, len, scratch, &jerr);
+  if (root == NULL && json_error_code(&jerr) == json_error_out_of_memory) {
+    answer_oom(out, res);
+    goto out;
+  }
   if (root == NULL) {
     snprintf(msg, sizeof msg, "the body is not valid JSON (line %d, column %d): %s", jerr.line,
              jerr.column, jerr.text);
@@ -409,6 +438,11 @@ void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, 
   lfw_buf_puts(out, "}}}");
   log_decision(env, &req, &dec, res);
 out:
+  /* Every answer is bounded far below out's limit (a uid of at most
+   * LF_UID_MAX, messages of at most LF_ERROR_TEXT_MAX), so only memory can
+   * have run out. */
+  if (out->overflow)
+    answer_oom(out, res);
   json_decref(parent);
   json_decref(root);
 }

@@ -42,7 +42,7 @@ typedef struct lfw_review_env {
 
 /* What happened, for the HTTP layer, the metrics and the tests. */
 typedef struct lfw_review_result {
-  int http_status;             /* 200 (an AdmissionReview) or 400 (plain text). */
+  int http_status;             /* 200 (an AdmissionReview), 400 or 500 (plain text). */
   bool json;                   /* The body is JSON, else text/plain. */
   int op;                      /* Metrics operation index (lf_operation or 0). */
   lfw_decision_label decision; /* Metrics decision. */
@@ -56,7 +56,8 @@ typedef struct lfw_review_result {
  * KiB always suffices). `scratch` (may be NULL) holds the pruned review
  * (prune.h) and must allow `len` bytes; without it the whole body is parsed.
  * Both buffers stay the caller's, for reuse. Never fails: every input gets
- * an answer. */
+ * an answer; when memory runs out, a plain-text 500 saying so (or, if even
+ * that cannot be written, `out` overflowed). */
 void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, lfw_buf *scratch,
                        lfw_buf *out, lfw_review_result *res);
 
