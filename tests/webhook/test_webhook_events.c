@@ -158,6 +158,39 @@ static void test_denial_note_fits(void **state) {
   json_decref(r);
 }
 
+static void test_denial_keeps_another_namespace_lease_to_the_writer(void **state) {
+  json_t *review = lft_review(lft_unstamped_update("cm", "u"));
+  lf_request req;
+  lf_decision dec;
+  lf_error err;
+  lfw_event_denial d;
+
+  (void)state;
+  assert_int_equal(lf_request_from_review(review, &req, &err), LF_OK);
+  memset(&dec, 0, sizeof dec);
+  dec.reason = LF_R_STALE_TERM;
+  dec.protected_ = true;
+  snprintf(dec.message, sizeof dec.message, "held by \"ctrl-b\" in term 4");
+  snprintf(dec.lease.ns, sizeof dec.lease.ns, "ops");
+  snprintf(dec.lease.name, sizeof dec.lease.name, "ctrl");
+  /* Not disclosed, or the Lease in the object's namespace: the message. */
+  lfw_events_denial_from(&req, &dec, json_object_get(review, "request"), T0, &d);
+  assert_true(lft_contains(d.note, "ctrl-b"));
+  dec.lease_disclosed = true;
+  snprintf(dec.lease.ns, sizeof dec.lease.ns, "team");
+  lfw_events_denial_from(&req, &dec, json_object_get(review, "request"), T0, &d);
+  assert_true(lft_contains(d.note, "ctrl-b"));
+  /* Disclosed to the writer, of another namespace: not in the Event. */
+  snprintf(dec.lease.ns, sizeof dec.lease.ns, "ops");
+  lfw_events_denial_from(&req, &dec, json_object_get(review, "request"), T0, &d);
+  assert_false(lft_contains(d.note, "ctrl-b"));
+  assert_string_equal(d.note,
+                      "leasefence denied the UPDATE of configmaps team/cm (StaleTerm); the Lease "
+                      "ops/ctrl is in another namespace, so the details went to the writer only. "
+                      "Writer: system:serviceaccount:team:ctrl (pod team/ctrl-7d9f).");
+  json_decref(review);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Token bucket                                                              */
 
@@ -701,6 +734,7 @@ int main(void) {
       cmocka_unit_test(test_denial_person_and_group),
       cmocka_unit_test(test_denial_scale_names_the_parent),
       cmocka_unit_test(test_denial_note_fits),
+      cmocka_unit_test(test_denial_keeps_another_namespace_lease_to_the_writer),
       cmocka_unit_test(test_bucket),
       cmocka_unit_test(test_table_aggregates_per_object_reason_writer),
       cmocka_unit_test(test_table_series_spacing_and_window),

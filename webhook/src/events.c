@@ -63,6 +63,8 @@ void lfw_events_denial_from(const lf_request *req, const lf_decision *dec,
   const char *version = req->version != NULL ? req->version : "";
   const char *sub = req->subresource != NULL ? req->subresource : "";
   char writer[LFW_EVENTS_USER_MAX + LF_NAMESPACE_MAX + LF_NAME_MAX + 64];
+  char own[LF_MESSAGE_MAX];
+  const char *message;
   size_t wlen;
   size_t mlen;
   size_t room;
@@ -108,14 +110,27 @@ void lfw_events_denial_from(const lf_request *req, const lf_decision *dec,
              out->username[0] != '\0' ? out->username : "(unknown)");
   wlen = strlen(writer);
   room = LFW_EVENTS_NOTE_MAX - wlen;
-  mlen = strnlen(dec->message, sizeof dec->message);
+  /* The message was shown to the writer; the Event is shown to whoever may
+   * read Events in the object's namespace. A message that discloses a Lease
+   * of another namespace (the writer was found entitled to read it) stays
+   * the writer's: the Event gets the reason alone. */
+  message = dec->message;
+  if (dec->lease_disclosed && strcmp(dec->lease.ns, out->ns) != 0) {
+    snprintf(own, sizeof own,
+             "leasefence denied the %s of %s %s%s%s (%s); the Lease %s/%s is in another "
+             "namespace, so the details went to the writer only.",
+             out->action, req->resource != NULL ? req->resource : "", out->ns,
+             out->ns[0] != '\0' ? "/" : "", out->name, out->reason, dec->lease.ns, dec->lease.name);
+    message = own;
+  }
+  mlen = strnlen(message, LF_MESSAGE_MAX);
   if (mlen > room) {
-    mlen = lfw_utf8_prefix(dec->message, mlen, SIZE_MAX, room - 3);
-    memcpy(out->note, dec->message, mlen);
+    mlen = lfw_utf8_prefix(message, mlen, SIZE_MAX, room - 3);
+    memcpy(out->note, message, mlen);
     memcpy(out->note + mlen, "...", 3);
     mlen += 3;
   } else {
-    memcpy(out->note, dec->message, mlen);
+    memcpy(out->note, message, mlen);
   }
   memcpy(out->note + mlen, writer, wlen + 1);
 }
