@@ -36,6 +36,32 @@ func TestDenialEvents(t *testing.T) {
 		objects[name] = cm
 	}
 	e.setLease("ctrl-b_2", 4) // another replica took over
+	// The webhook's own account of it, read before and awaited after (the
+	// Event counters move after the API server answers the webhook).
+	staleByController := map[string]string{"verdict": "denied", "reason": "StaleTerm", "requester": "guarded-controller"}
+	counters := map[string]map[string]string{
+		"leasefence_decisions_total":         staleByController,
+		"leasefence_events_posted_total":     {"verb": "create"},
+		"leasefence_events_aggregated_total": nil,
+	}
+	before := map[string]float64{}
+	for name, labels := range counters {
+		n, err := wh.Counter(e.ctx, name, labels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[name] = n
+	}
+	patchesBefore, err := wh.Counter(e.ctx, "leasefence_events_posted_total", map[string]string{"verb": "patch"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	awaitCounter := func(name string, labels map[string]string, n float64) {
+		t.Helper()
+		if _, err := wh.WaitCounter(e.ctx, name, labels, n); err != nil {
+			t.Error(err)
+		}
+	}
 	// The old leader, still believing it leads, writes with its stamp.
 	stale := func(name string, dry bool) error {
 		cm := objects[name].DeepCopy()
@@ -79,6 +105,11 @@ func TestDenialEvents(t *testing.T) {
 		t.Errorf("a denied dry run left Events (%v): %+v", err, dry)
 	}
 
+	// Both denials are decisions of the guarded controller's writer; one
+	// Event was created.
+	awaitCounter("leasefence_decisions_total", staleByController, before["leasefence_decisions_total"]+2)
+	awaitCounter("leasefence_events_posted_total", counters["leasefence_events_posted_total"], before["leasefence_events_posted_total"]+1)
+
 	// kubectl, as a person would look.
 	out, err := cp.Kubectl(e.ctx, nil, "-n", e.ns, "describe", "configmap", "shard-map")
 	if err != nil || !regexp.MustCompile(`Warning\s+StaleTerm\s+.*leasefence\.io/webhook\s+leasefence denied the UPDATE`).Match(out) {
@@ -103,6 +134,8 @@ func TestDenialEvents(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the retries were not counted on the Event: %v", err)
 	}
+	awaitCounter("leasefence_events_aggregated_total", nil, before["leasefence_events_aggregated_total"]+4)
+	awaitCounter("leasefence_events_posted_total", map[string]string{"verb": "patch"}, patchesBefore+1)
 	all, err := harness.DenialEvents(e.ctx, cp.Client, e.ns, "ConfigMap", "shard-map")
 	if err != nil || len(all) != 1 {
 		t.Errorf("want one Event for five denials of one writer, got %d (%v)", len(all), err)
