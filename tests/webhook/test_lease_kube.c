@@ -67,6 +67,7 @@ static int setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
   char yaml[512];
   lf_error err = {0};
+  assert_non_null(f);
   atomic_store(&gets, 0);
   atomic_store(&delay_ms, 0);
   f->server = ts_start(NULL, handler, NULL);

@@ -82,6 +82,7 @@ static void test_vectors_and_mutations(void **state) {
     size_t cap = len + 64;
     char *buf = malloc(cap);
 
+    assert_non_null(buf);
     check(text, len);
     check(pretty, strlen(pretty));
     for (m = 0; m < 300; m++) {
