@@ -20,8 +20,8 @@ void lfw_budget_init(lfw_budget *g, size_t limit, size_t reserve, size_t small) 
   g->small = small;
 }
 
-int lfw_budget_take(lfw_budget *g, size_t n, size_t cap) {
-  size_t bound = cap <= g->small ? g->limit : g->limit - g->reserve;
+int lfw_budget_take(lfw_budget *g, size_t n, size_t max) {
+  size_t bound = max <= g->small ? g->limit : g->limit - g->reserve;
   size_t used = atomic_load(&g->used);
   size_t peak;
 
@@ -106,7 +106,7 @@ int lfw_buf_reserve(lfw_buf *b, size_t n) {
   if (b->budget != NULL) {
     charge = cap > b->allowance ? cap - b->allowance : 0;
     extra = charge > b->charged ? charge - b->charged : 0;
-    if (extra > 0 && lfw_budget_take(b->budget, extra, cap) != 0) {
+    if (extra > 0 && lfw_budget_take(b->budget, extra, b->max) != 0) {
       b->overflow = true;
       b->refused = true;
       return -1;

@@ -22,8 +22,9 @@
 #include <time.h>
 
 /* Memory shared by many buffers. `limit` bounds the bytes charged to it at
- * any time. The last `reserve` bytes of it go only to buffers whose capacity
- * stays within `small`, so large bodies cannot starve ordinary ones. */
+ * any time. The last `reserve` bytes of it go only to buffers that can never
+ * pass `small` (their `max` is at most that), so large bodies, even while
+ * they are still small, cannot starve ordinary ones. */
 typedef struct lfw_budget {
   atomic_size_t used; /* Bytes charged now. */
   size_t limit;
@@ -35,10 +36,10 @@ typedef struct lfw_budget {
 
 void lfw_budget_init(lfw_budget *g, size_t limit, size_t reserve, size_t small);
 
-/* Charges `n` bytes for a buffer that will then hold `cap` bytes. 0, or -1
+/* Charges `n` bytes for a buffer that may grow to `max` bytes. 0, or -1
  * when that would pass the limit (or the reserve, for a large buffer); then
  * nothing is charged. */
-int lfw_budget_take(lfw_budget *g, size_t n, size_t cap);
+int lfw_budget_take(lfw_budget *g, size_t n, size_t max);
 
 /* Gives back `n` bytes charged before. */
 void lfw_budget_give(lfw_budget *g, size_t n);

@@ -31,8 +31,9 @@
  * up to ALLOWANCE bytes of their own (kept between requests, so an ordinary
  * review needs no allocation); capacity beyond that is charged to the
  * server's budget (--max-body-memory) as the body arrives, and freed when
- * the request ends. The last quarter of the budget goes only to bodies of at
- * most SMALL_BODY bytes, so large bodies cannot starve ordinary reviews. */
+ * the request ends. The last quarter of the budget goes only to bodies that
+ * announced at most SMALL_BODY bytes (and their pruned reviews), so large
+ * bodies cannot starve ordinary reviews. */
 #define ALLOWANCE (16 * 1024)
 #define SMALL_BODY (256 * 1024)
 /* Allocations from this size up are mapped on their own and unmapped when
@@ -397,6 +398,7 @@ static enum MHD_Result final_call(lfw_server *s, conn *k, struct MHD_Connection 
   /* The scanner needs room for up to the whole body: charge it now, so a
    * budget that is spent gets a clear 503 rather than a parse failure. */
   lfw_buf_reset(&k->scratch);
+  k->scratch.max = k->body.len;
   if (lfw_buf_reserve(&k->scratch, k->body.len) != 0) {
     lfw_buf_free(&k->body);
     early_result(k, LFW_D_ERROR, LFW_R_TOO_LARGE);
