@@ -1908,6 +1908,8 @@ static void test_body_memory_bound(void **state) {
   http_resp r;
 
   (void)state;
+  assert_non_null(chunk);
+  assert_non_null(resp);
   snprintf(budget_flag, sizeof budget_flag, "--max-body-memory=%zu", budget);
   start_server(&srv, extra);
   rss0 = proc_kib(srv.pid, "VmRSS");
@@ -2011,6 +2013,7 @@ static void test_too_large_seen(void **state) {
   int i;
 
   (void)state;
+  assert_non_null(body);
   memset(body, ' ', len);
   for (i = 0; i < tries; i++) {
     CURL *h = tls_handle();
@@ -2188,6 +2191,8 @@ static void test_malformed_content_length(void **state) {
   size_t i;
 
   (void)state;
+  assert_non_null(req);
+  assert_non_null(resp);
   for (i = 0; i < sizeof values / sizeof values[0]; i++) {
     raw_tls t;
 

@@ -98,6 +98,7 @@ static void test_truncated(void **state) {
     unsigned char *copy = malloc(i + 1); /* Exact size, for ASan. */
     int rc;
 
+    assert_non_null(copy);
     memcpy(copy, m, i);
     rc = lfw_tls_hello_check(copy, i, 13, &rv);
     /* Ending right after compression_methods is a hello without

@@ -890,8 +890,6 @@ int lfw_server_start(const lfw_config *cfg, const lfw_review_env *env, lfw_tls *
   s->tls = tls;
   atomic_init(&s->draining, false);
   lfw_budget_init(&s->budget, cfg->max_body_memory, cfg->max_body_memory / 4, SMALL_BODY);
-  if (keeper_start(s, err, err_size) != 0)
-    goto out;
   /* Large blocks mapped on their own (see MMAP_THRESHOLD); a fixed
    * threshold also stops glibc from raising it. Few arenas: a thread per
    * connection would otherwise spread small blocks over up to 8 per CPU. */
@@ -906,6 +904,8 @@ int lfw_server_start(const lfw_config *cfg, const lfw_review_env *env, lfw_tls *
     }
   }
   running = s;
+  if (keeper_start(s, err, err_size) != 0)
+    goto out;
 
   /* TLS 1.2 and 1.3 only (or 1.3 only), GnuTLS's NORMAL cipher choice. */
   priorities = cfg->tls_min >= 13 ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
