@@ -28,7 +28,9 @@ static void copy_cut(char *dst, size_t size, const char *src) {
 
   if (src == NULL)
     src = "";
-  n = lfw_utf8_prefix(src, strlen(src), SIZE_MAX, size - 1);
+  n = strlen(src);
+  if (n >= size) /* Only a string that does not fit is walked for a boundary. */
+    n = lfw_utf8_prefix(src, n, SIZE_MAX, size - 1);
   memcpy(dst, src, n);
   dst[n] = '\0';
 }
