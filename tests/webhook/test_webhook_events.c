@@ -159,7 +159,8 @@ static void test_denial_note_fits(void **state) {
 }
 
 static void test_denial_keeps_another_namespace_lease_to_the_writer(void **state) {
-  json_t *review = lft_review(lft_unstamped_update("cm", "u"));
+  json_t *request = lft_unstamped_update("cm", "u");
+  json_t *review = lft_review(request);
   lf_request req;
   lf_decision dec;
   lf_error err;
@@ -189,6 +190,7 @@ static void test_denial_keeps_another_namespace_lease_to_the_writer(void **state
                       "ops/ctrl is in another namespace, so the details went to the writer only. "
                       "Writer: system:serviceaccount:team:ctrl (pod team/ctrl-7d9f).");
   json_decref(review);
+  json_decref(request);
 }
 
 /* ------------------------------------------------------------------------ */
