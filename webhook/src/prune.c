@@ -400,7 +400,7 @@ static action decide(level lv, const key *k, level *next) {
      * deletionTimestamp: a write to an object being deleted (its finalizer
      * removal) is judged apart while nobody leads. */
     return key_is(k, "namespace") || key_is(k, "uid") || key_is(k, "deletionTimestamp") ? A_KEEP
-                                                                                          : A_DROP;
+                                                                                        : A_DROP;
   case L_ANNOTATIONS:
     return key_is(k, "leasefence.io/lease") || key_is(k, "leasefence.io/stamp") ? A_KEEP : A_DROP;
   }
