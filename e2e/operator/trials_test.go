@@ -1,0 +1,455 @@
+package operator_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"leasefence.io/e2e/cluster"
+	"leasefence.io/e2e/harness"
+	fencing "leasefence.io/fencing/go"
+)
+
+// The replicas' leader election (flags of the example operator).
+const (
+	leaseName     = "op"
+	leaseDuration = 4 * time.Second
+	renewDeadline = 3 * time.Second
+	retryPeriod   = 500 * time.Millisecond
+	skewTolerance = 500 * time.Millisecond // webhookArgs
+
+	inputName   = "input"
+	summaryName = "input-summary" // the example operator's summary of input
+	inputLabel  = "example.leasefence.io/input"
+)
+
+// TestOperatorTrials runs LF_OPERATOR_TRIALS (default 2) split-brain trials
+// of two example-operator replicas in each of three modes: the webhook with
+// pod-bound tokens, the webhook with plain service-account tokens, and no
+// webhook. In each trial the leader (replica a) summarises an input that a
+// driver changes every few tens of milliseconds; then a's requests are
+// held on their way to the API server (a wedged connection) for a random
+// 100-400 ms, so that a reconcile is caught with its write in flight, and a
+// is paused (SIGSTOP). The first trial of each mode, and two thirds of the
+// others, pause a until replica b has taken the Lease; the rest pause it for
+// less than the renew deadline. Then a's requests are let through and a
+// resumed (SIGCONT).
+//
+// Every write is judged against the Lease's history:
+//
+//   - stale_admitted: a version of the summary committed (by resourceVersion,
+//     which orders it with the Lease's versions) while the Lease was in a
+//     newer term than the stamp it carries. Must be 0 with the webhook; the
+//     control must show some (else the trials produced no split brain).
+//   - current_denied: a write denied although, when it reached the API
+//     server, its stamp named the Lease's holder and term. A write sent
+//     while a's requests were held reaches the API server when they are let
+//     through. Must be 0, outside the documented window (a Lease that by the
+//     webhook's rule expired before its holder renewed it, or changed hands
+//     while the write was in flight), printed separately.
+//
+// One line per mode: trials=N stale_admitted=X current_denied=Y.
+func TestOperatorTrials(t *testing.T) {
+	n := 2
+	if v := os.Getenv("LF_OPERATOR_TRIALS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			t.Fatalf("LF_OPERATOR_TRIALS=%q: want a positive number", v)
+		}
+	}
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("LF_TRIALS_SEED"); v != "" {
+		seed, _ = strconv.ParseUint(v, 10, 64)
+	}
+	t.Logf("LF_OPERATOR_TRIALS=%d LF_TRIALS_SEED=%d", n, seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+
+	modes := []struct {
+		name    string
+		tokens  tokenMode
+		webhook bool
+	}{
+		{"pod-bound tokens, webhook", podBound, true},
+		{"plain service-account tokens, webhook", plainSA, true},
+		{"no webhook (control)", plainSA, false},
+	}
+	var summaries []string
+	for mi, m := range modes {
+		ok := t.Run(m.name, func(t *testing.T) {
+			ctx := context.Background()
+			if m.webhook {
+				if err := harness.Register(ctx, cp, wh); err != nil {
+					t.Fatal(err)
+				}
+				defer func() {
+					if err := harness.Unregister(context.Background(), cp); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			var total tally
+			for i := 0; i < n; i++ {
+				p := trialParams{
+					ns:         fmt.Sprintf("op-%d-%d", mi, i),
+					tokens:     m.tokens,
+					takeover:   i == 0 || rng.IntN(3) != 0,
+					shortPause: time.Duration(300+rng.IntN(1700)) * time.Millisecond,
+					leadFor:    time.Duration(rng.IntN(1000)) * time.Millisecond,
+					holdFor:    time.Duration(100+rng.IntN(300)) * time.Millisecond,
+					interval:   time.Duration(30+rng.IntN(50)) * time.Millisecond,
+				}
+				tl, err := trial(t, p)
+				if err != nil {
+					t.Fatalf("trial %d (%+v): %v", i, p, err)
+				}
+				t.Logf("trial %d: takeover=%v hold %v, %d writes, %d stale denied, stale_admitted=%d current_denied=%d window=%d",
+					i, tl.takeovers > 0, p.holdFor, tl.writes, tl.staleDenied, len(tl.staleAdmitted), len(tl.currentDenied), len(tl.window))
+				total.add(tl)
+			}
+			for _, s := range total.window {
+				t.Logf("window: %s", s)
+			}
+			summary := fmt.Sprintf("operator trials, %s: trials=%d stale_admitted=%d current_denied=%d window=%d (writes=%d stale_denied=%d takeovers=%d)",
+				m.name, n, len(total.staleAdmitted), len(total.currentDenied), len(total.window), total.writes, total.staleDenied, total.takeovers)
+			summaries = append(summaries, summary)
+			for _, s := range total.currentDenied {
+				t.Errorf("current leader's write denied: %s", s)
+			}
+			if m.webhook {
+				for _, s := range total.staleAdmitted {
+					t.Errorf("stale write admitted: %s", s)
+				}
+			} else {
+				for _, s := range total.staleAdmitted {
+					t.Logf("stale write landed (no webhook): %s", s)
+				}
+				if len(total.staleAdmitted) == 0 {
+					t.Errorf("the control landed no stale write: the trials made no split brain")
+				}
+			}
+		})
+		if !ok {
+			break
+		}
+	}
+	for _, s := range summaries {
+		t.Log(s)
+		fmt.Println(s) // also without -v
+	}
+}
+
+type trialParams struct {
+	ns         string
+	tokens     tokenMode
+	takeover   bool          // pause a until b holds the Lease
+	shortPause time.Duration // else: pause a this long (< renewDeadline)
+	leadFor    time.Duration // how long a leads with the driver running before the hold
+	holdFor    time.Duration // a's requests held this long before the pause
+	interval   time.Duration // the driver's input changes
+}
+
+type tally struct {
+	writes, staleDenied, takeovers int
+	staleAdmitted, currentDenied   []string
+	window                         []string
+}
+
+func (t *tally) add(o tally) {
+	t.writes += o.writes
+	t.staleDenied += o.staleDenied
+	t.takeovers += o.takeovers
+	t.staleAdmitted = append(t.staleAdmitted, o.staleAdmitted...)
+	t.currentDenied = append(t.currentDenied, o.currentDenied...)
+	t.window = append(t.window, o.window...)
+}
+
+// version is one committed version of the summary.
+type version struct {
+	rv    int64
+	stamp string
+}
+
+// watchSummary records every version of the summary ConfigMap.
+func watchSummary(ctx context.Context, ns string) (func() []version, func(), error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var mu sync.Mutex
+	var out []version
+	done := make(chan struct{})
+	cms := cp.Client.CoreV1().ConfigMaps(ns)
+	sel := fields.OneTermEqualSelector("metadata.name", summaryName).String()
+	list, err := cms.List(ctx, metav1.ListOptions{FieldSelector: sel})
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	rv := list.ResourceVersion
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			w, err := cms.Watch(ctx, metav1.ListOptions{FieldSelector: sel, ResourceVersion: rv})
+			if err != nil {
+				time.Sleep(100 * time.Millisecond) // retry backoff, as harness.WatchLease
+				continue
+			}
+			for ev := range w.ResultChan() {
+				cm, ok := ev.Object.(*corev1.ConfigMap)
+				if !ok || (ev.Type != watch.Added && ev.Type != watch.Modified) {
+					continue
+				}
+				rv = cm.ResourceVersion
+				n, _ := strconv.ParseInt(cm.ResourceVersion, 10, 64)
+				mu.Lock()
+				out = append(out, version{rv: n, stamp: cm.Annotations[fencing.AnnotationStamp]})
+				mu.Unlock()
+			}
+			w.Stop()
+		}
+	}()
+	get := func() []version {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]version(nil), out...)
+	}
+	stop := func() { cancel(); <-done }
+	return get, stop, nil
+}
+
+// drive changes the input every interval until stop is closed.
+func drive(ctx context.Context, ns string, interval time.Duration, stop <-chan struct{}) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		cms := cp.Client.CoreV1().ConfigMaps(ns)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				errc <- nil
+				return
+			case <-tick.C:
+			}
+			patch := fmt.Sprintf(`{"data":{"n":"%d"}}`, i)
+			if _, err := cms.Patch(ctx, inputName, "application/merge-patch+json", []byte(patch), metav1.PatchOptions{}); err != nil {
+				errc <- fmt.Errorf("driver: %w", err)
+				return
+			}
+		}
+	}()
+	return errc
+}
+
+func trial(t *testing.T, p trialParams) (tally, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := filepath.Join(workDir, p.ns)
+	if _, err := cp.CreateNamespace(ctx, p.ns, nil); err != nil {
+		return tally{}, err
+	}
+	hist, err := harness.WatchLease(ctx, cp.Client, p.ns, leaseName)
+	if err != nil {
+		return tally{}, err
+	}
+	defer hist.Stop()
+	versions, stopVersions, err := watchSummary(ctx, p.ns)
+	if err != nil {
+		return tally{}, err
+	}
+	defer stopVersions()
+	if _, err := cp.Client.CoreV1().ConfigMaps(p.ns).Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: inputName, Labels: map[string]string{inputLabel: "true"}},
+		Data:       map[string]string{"n": "start"},
+	}, metav1.CreateOptions{}); err != nil {
+		return tally{}, err
+	}
+
+	a, err := startReplica(ctx, dir, p.ns, "op-a", p.tokens)
+	if err != nil {
+		return tally{}, err
+	}
+	defer a.kill()
+	if _, err := hist.WaitFor(ctx, 30*time.Second, "a leads", func(r harness.LeaseRecord) bool { return r.Holder == a.identity }); err != nil {
+		return tally{}, err
+	}
+	if _, err := a.waitLine(ctx, 30*time.Second, "its first summary", func(l logLine) bool {
+		return l.Msg == "leasefence write" && l.Error == ""
+	}); err != nil {
+		return tally{}, err
+	}
+	b, err := startReplica(ctx, dir, p.ns, "op-b", p.tokens)
+	if err != nil {
+		return tally{}, err
+	}
+	defer b.kill()
+	// client-go's elector logs through klog, as plain text.
+	if err := cluster.Poll(ctx, 30*time.Second, 50*time.Millisecond, func(context.Context) (bool, string, error) {
+		b, err := os.ReadFile(b.logPath)
+		return err == nil && strings.Contains(string(b), "Attempting to acquire leader lease"), "waiting for b's first try for the Lease", nil
+	}); err != nil {
+		return tally{}, err
+	}
+
+	stopDriver := make(chan struct{})
+	driverErr := drive(ctx, p.ns, p.interval, stopDriver)
+	// a leads for a random while, then its requests are held for a random
+	// while before it is paused: these sleeps are the random timing under
+	// test, not waits for a condition.
+	time.Sleep(p.leadFor)
+	heldAt := time.Now()
+	a.gate.Hold()
+	time.Sleep(p.holdFor)
+	if err := a.pause(); err != nil {
+		return tally{}, err
+	}
+	if p.takeover {
+		if _, err := hist.WaitFor(ctx, 30*time.Second, "b takes over", func(r harness.LeaseRecord) bool { return r.Holder == b.identity }); err != nil {
+			return tally{}, err
+		}
+	} else {
+		time.Sleep(p.shortPause) // the pause under test
+	}
+	releasedAt := time.Now()
+	a.gate.Release()
+	if err := a.resume(); err != nil {
+		return tally{}, err
+	}
+	// Done when b has written since a was resumed (b leads), or a has
+	// written twice since (a kept the Lease). controller-runtime's manager
+	// exits once its elector has lost the Lease.
+	wroteSince := func(r *replica) int {
+		n := 0
+		for _, l := range r.writes() {
+			if sent, err := parseTime(l.Sent); err == nil && l.Error == "" && sent.After(releasedAt) {
+				n++
+			}
+		}
+		return n
+	}
+	if err := cluster.Poll(ctx, 30*time.Second, 50*time.Millisecond, func(context.Context) (bool, string, error) {
+		nb, na := wroteSince(b), wroteSince(a)
+		return nb >= 1 || na >= 2, fmt.Sprintf("writes since the resume: b %d, a %d", nb, na), nil
+	}); err != nil {
+		return tally{}, err
+	}
+	close(stopDriver)
+	if err := <-driverErr; err != nil {
+		return tally{}, err
+	}
+	// The last versions of the summary reach the watch: await the newest
+	// resourceVersion a write reported.
+	a.kill()
+	b.kill()
+	newest := int64(0)
+	for _, w := range append(a.writes(), b.writes()...) {
+		if rv, _ := strconv.ParseInt(w.RV, 10, 64); rv > newest {
+			newest = rv
+		}
+	}
+	if err := awaitVersion(ctx, versions, newest); err != nil {
+		return tally{}, err
+	}
+	return judge(hist, versions(), []*replica{a, b}, a, heldAt, releasedAt), nil
+}
+
+func awaitVersion(ctx context.Context, versions func() []version, rv int64) error {
+	return cluster.Poll(ctx, 10*time.Second, 20*time.Millisecond, func(context.Context) (bool, string, error) {
+		for _, v := range versions() {
+			if v.rv >= rv {
+				return true, "", nil
+			}
+		}
+		return false, fmt.Sprintf("the summary's version %d has not reached the watch", rv), nil
+	})
+}
+
+// judge classifies the trial's writes (see TestOperatorTrials).
+func judge(hist *harness.LeaseHistory, versions []version, replicas []*replica, held *replica, heldAt, releasedAt time.Time) tally {
+	var tl tally
+	recs := hist.Records()
+	for i := 1; i < len(recs); i++ {
+		if recs[i].Term != recs[i-1].Term {
+			tl.takeovers++
+		}
+	}
+	// Committed versions: the stamp each carries against the Lease at its
+	// resourceVersion.
+	for _, v := range versions {
+		s, err := fencing.ParseStamp(v.stamp)
+		if err != nil {
+			tl.staleAdmitted = append(tl.staleAdmitted, fmt.Sprintf("rv %d committed without a valid stamp (%q)", v.rv, v.stamp))
+			continue
+		}
+		at, ok := hist.AtRV(v.rv)
+		if ok && at.UID == s.LeaseUID && s.Term < at.Term {
+			tl.staleAdmitted = append(tl.staleAdmitted, fmt.Sprintf("rv %d stamped %s term %d, committed while the Lease was held by %s in term %d",
+				v.rv, short(s.Holder), s.Term, short(at.Holder), at.Term))
+		}
+	}
+	// Denials: judged when the write reached the API server.
+	for _, r := range replicas {
+		for _, w := range r.writes() {
+			tl.writes++
+			if !strings.Contains(w.Error, "denied the request") {
+				continue
+			}
+			sent, err := parseTime(w.Sent)
+			if err != nil {
+				continue
+			}
+			done, _ := parseTime(w.Done)
+			arrived := sent
+			if r == held && !sent.Before(heldAt) && sent.Before(releasedAt) {
+				arrived = releasedAt
+			}
+			at, ok := hist.AtTime(arrived)
+			if !ok {
+				continue
+			}
+			desc := fmt.Sprintf("%s %s %s term %d sent %s: %s (Lease at arrival: %s term %d)", short(w.Holder), w.Verb, w.Object, *w.Term,
+				sent.Format("15:04:05.000"), w.Error, short(at.Holder), at.Term)
+			if at.Holder != w.Holder || at.Term != *w.Term || at.UID != w.LeaseUID {
+				tl.staleDenied++
+				continue
+			}
+			expiresAt := at.RenewTime.Add(at.Duration - skewTolerance)
+			next, changed := nextChange(recs, at)
+			switch {
+			case strings.Contains(w.Error, "(LeaseExpired)") && !done.Before(expiresAt):
+				tl.window = append(tl.window, "holder's write denied: by the webhook's rule its Lease expired before it renewed: "+desc)
+			case changed && !next.Observed.After(done.Add(time.Second)):
+				tl.window = append(tl.window, "holder's write denied: the Lease changed hands while the request was in flight: "+desc)
+			default:
+				tl.currentDenied = append(tl.currentDenied, desc)
+			}
+		}
+	}
+	return tl
+}
+
+// nextChange returns the first record after r with another holder or term.
+func nextChange(recs []harness.LeaseRecord, r harness.LeaseRecord) (harness.LeaseRecord, bool) {
+	for _, n := range recs {
+		if n.RV > r.RV && (n.Holder != r.Holder || n.Term != r.Term) {
+			return n, true
+		}
+	}
+	return harness.LeaseRecord{}, false
+}
+
+func short(identity string) string {
+	if i := strings.IndexByte(identity, '_'); i > 0 {
+		return identity[:i]
+	}
+	return identity
+}
