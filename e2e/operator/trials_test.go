@@ -44,8 +44,8 @@ const (
 // 100-400 ms, so that a reconcile is caught with its write in flight, and a
 // is paused (SIGSTOP). The first trial of each mode, and two thirds of the
 // others, pause a until replica b has taken the Lease; the rest pause it for
-// less than the renew deadline. Then a's requests are let through and a
-// resumed (SIGCONT).
+// less than the renew deadline. Then a's requests are let through, and a
+// is resumed (SIGCONT) a random 100-500 ms later.
 //
 // Every write is judged against the Lease's history:
 //
@@ -108,14 +108,15 @@ func TestOperatorTrials(t *testing.T) {
 					shortPause: time.Duration(300+rng.IntN(1700)) * time.Millisecond,
 					leadFor:    time.Duration(rng.IntN(1000)) * time.Millisecond,
 					holdFor:    time.Duration(100+rng.IntN(300)) * time.Millisecond,
+					resumeGap:  time.Duration(100+rng.IntN(400)) * time.Millisecond,
 					interval:   time.Duration(30+rng.IntN(50)) * time.Millisecond,
 				}
 				tl, err := trial(t, p)
 				if err != nil {
 					t.Fatalf("trial %d (%+v): %v", i, p, err)
 				}
-				t.Logf("trial %d: takeover=%v hold %v, %d writes, %d stale denied, stale_admitted=%d current_denied=%d window=%d",
-					i, tl.takeovers > 0, p.holdFor, tl.writes, tl.staleDenied, len(tl.staleAdmitted), len(tl.currentDenied), len(tl.window))
+				t.Logf("trial %d: takeover=%v hold %v resume gap %v, %d writes, %d stale denied, stale_admitted=%d current_denied=%d window=%d",
+					i, tl.takeovers > 0, p.holdFor, p.resumeGap, tl.writes, tl.staleDenied, len(tl.staleAdmitted), len(tl.currentDenied), len(tl.window))
 				total.add(tl)
 			}
 			for _, s := range total.window {
@@ -157,6 +158,7 @@ type trialParams struct {
 	shortPause time.Duration // else: pause a this long (< renewDeadline)
 	leadFor    time.Duration // how long a leads with the driver running before the hold
 	holdFor    time.Duration // a's requests held this long before the pause
+	resumeGap  time.Duration // a resumed this long after its requests are let through
 	interval   time.Duration // the driver's input changes
 }
 
@@ -319,8 +321,14 @@ func trial(t *testing.T, p trialParams) (tally, error) {
 	} else {
 		time.Sleep(p.shortPause) // the pause under test
 	}
+	// The connection heals first, while a is still paused: its held writes
+	// reach the API server and are decided there. a is resumed a random
+	// while later (the random timing under test; resumed at once, a would
+	// exit on its lost election and close its connections, which can abort
+	// the requests the API server is still processing).
 	releasedAt := time.Now()
 	a.gate.Release()
+	time.Sleep(p.resumeGap)
 	if err := a.resume(); err != nil {
 		return tally{}, err
 	}
