@@ -15,8 +15,9 @@ import (
 )
 
 // The cache's promise (--cache-max-staleness, default 3 s): a Lease is
-// answered from the cache only if that copy arrived within the bound and
-// the watch proved itself alive within 7 s.
+// answered from the cache only if that copy arrived within the bound, its
+// renewTime is within the bound of now, and the watch proved itself alive
+// within 7 s.
 const maxStaleness = 3 * time.Second
 
 // eventuallyDenied polls write(dryRun=true) until leasefence denies it for
@@ -197,7 +198,10 @@ func TestCacheWedgedWatchAndCut(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the wedged watch was never restarted: %v", err)
 	}
+	// The cache decides only on a recently renewed copy; pod-b renews.
+	stopRenew := keepRenewing(ctx, t, ns, "ctrl", 500*time.Millisecond)
 	waitHitDenies(ctx, t, wh, oldA, "StaleTerm")
+	stopRenew()
 	t.Logf("wedged watch restarted after %v", time.Since(frozenAt).Round(time.Millisecond))
 
 	// Cut every connection.
@@ -324,5 +328,7 @@ func TestAPIServerRestart(t *testing.T) {
 	stampB := stampOf(t, l)
 	wantAdmitted(t, "after the restart: the new holder writes", writeCM(ctx, b.Client, ns, "cm", "ctrl", stampB, "b", false))
 	eventuallyDenied(ctx, t, "after the restart: the old holder writes", maxStaleness+2*time.Second, writeA, "StaleTerm")
+	// The cache decides only on a recently renewed copy; pod-b renews.
+	keepRenewing(ctx, t, ns, "ctrl", 500*time.Millisecond)
 	waitHitDenies(ctx, t, wh, writeA, "StaleTerm")
 }

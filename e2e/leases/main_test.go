@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,6 +112,45 @@ func setLease(ctx context.Context, t *testing.T, ns, name, holder string, term i
 	return l
 }
 
+// keepRenewing renews Lease ns/name every period (renewTime only, as its
+// holder does every retryPeriod) until the returned stop is called; stop
+// waits for the last renewal to finish. The cached source decides only on
+// a copy whose renewTime is recent, so a test that expects decisions from
+// the cache keeps its Lease renewed like a live holder would.
+func keepRenewing(ctx context.Context, t *testing.T, ns, name string, period time.Duration) (stop func()) {
+	t.Helper()
+	api := c.Client.CoordinationV1().Leases(ns)
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			l, err := api.Get(ctx, name, metav1.GetOptions{})
+			if err == nil {
+				l.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
+				_, err = api.Update(ctx, l, metav1.UpdateOptions{})
+			}
+			if err != nil && !apierrors.IsConflict(err) && ctx.Err() == nil {
+				t.Errorf("renew Lease %s/%s: %v", ns, name, err)
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { close(quit); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
+
 func deleteLease(ctx context.Context, t *testing.T, ns, name string) {
 	t.Helper()
 	if err := c.Client.CoordinationV1().Leases(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
@@ -162,10 +202,11 @@ func newNamespace(ctx context.Context, t *testing.T, name string) {
 }
 
 // writeCM writes the protected ConfigMap ns/name (guarded by the Lease
-// leaseName) with the given stamp: a merge patch of the stamp and a data
-// change, or a create when it does not exist yet. dryRun asks the API
-// server (and so the webhook, which decides dry runs like real writes) for
-// the outcome without storing anything.
+// leaseName) with the given stamp, as a helper does: on the object and as
+// the per-request stamp in fieldManager. It is a merge patch of the stamp
+// and a data change, or a create when the object does not exist yet. dryRun
+// asks the API server (and so the webhook, which decides dry runs like real
+// writes) for the outcome without storing anything.
 func writeCM(ctx context.Context, client kubernetes.Interface, ns, name, leaseName, stamp, value string, dryRun bool) error {
 	var dr []string
 	if dryRun {
@@ -318,11 +359,18 @@ func delta(after, before map[string]float64) map[string]float64 {
 // with the given credentials and context namespace.
 func kubeconfigFor(t *testing.T, path, server, namespace string, auth *clientcmdapi.AuthInfo) string {
 	t.Helper()
+	return kubeconfigWithCA(t, path, server, c.CACertPEM, namespace, auth)
+}
+
+// kubeconfigWithCA is kubeconfigFor for a server whose certificate caPEM
+// signed (a proxy that ends TLS itself).
+func kubeconfigWithCA(t *testing.T, path, server string, caPEM []byte, namespace string, auth *clientcmdapi.AuthInfo) string {
+	t.Helper()
 	if server == "" {
 		server = c.Host
 	}
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["e2e"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: c.CACertPEM}
+	cfg.Clusters["e2e"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: caPEM}
 	cfg.AuthInfos["u"] = auth
 	cfg.Contexts["u"] = &clientcmdapi.Context{Cluster: "e2e", AuthInfo: "u", Namespace: namespace}
 	cfg.CurrentContext = "u"

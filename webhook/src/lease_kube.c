@@ -10,7 +10,8 @@
  *
  * "kube-cached": a LIST and WATCH of Leases keeps a local copy. get() answers
  * from it only while the watch is confirmed alive and that Lease's copy
- * arrived within the staleness bound; otherwise, and whenever the review path
+ * (by arrival and by its renewTime) is within the staleness bound;
+ * otherwise, and whenever the review path
  * asks for a live read (LFW_LEASE_LIVE, set when a fresher Lease could
  * reverse a denial), it reads through the strong path. docs/protocol.md,
  * section 5a, gives the safety argument.
@@ -534,8 +535,31 @@ static void *watch_loop(void *arg) {
   return NULL;
 }
 
+static int64_t wall_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Is this copy young enough to decide on? Its arrival alone cannot say: a
+ * watch that lags but keeps flowing delivers every copy late, each one
+ * freshly arrived, and a release or a delete written meanwhile would stay
+ * unseen for as long as the lag. So the copy's content must be young too:
+ * its renewTime (acquireTime when it has none), written by the holder with
+ * the holder's clock, within the bound of our wall clock. A copy served now
+ * was written before any change the cache has not seen, so the cache stops
+ * deciding on it no later than the bound after that change, plus the
+ * smaller of the watch's lag (arrival) and the holder's clock lead
+ * (content): docs/protocol.md, section 5a. A holder renews every
+ * retryPeriod (2 s), well within the default bound of 3 s. */
+static bool copy_fresh(const cache_entry *e, int64_t now_mono, int64_t now_wall, int64_t bound) {
+  int64_t written = e->lease.renew_us != LF_TIME_NONE ? e->lease.renew_us : e->lease.acquire_us;
+  return now_mono - e->seen_us <= bound && written != LF_TIME_NONE && now_wall - written <= bound;
+}
+
 static int cached_get(lfw_kube_source *s, const lf_lease_ref *ref, lf_lease *out) {
   int64_t now = mono_us();
+  int64_t wall = wall_us();
   int result;
   pthread_mutex_lock(&s->cache_mu);
   /* The watch must have proved itself current recently: each stream ends
@@ -546,7 +570,7 @@ static int cached_get(lfw_kube_source *s, const lf_lease_ref *ref, lf_lease *out
     cache_entry **p = cache_find(s, ref);
     if (*p == NULL) {
       result = C_MISS_ABSENT;
-    } else if (now - (*p)->seen_us > s->max_staleness_us) {
+    } else if (!copy_fresh(*p, now, wall, s->max_staleness_us)) {
       result = C_MISS_STALE;
     } else {
       *out = (*p)->lease;
