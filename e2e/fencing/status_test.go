@@ -122,8 +122,8 @@ func statusRules() []admissionregistrationv1.RuleWithOperations {
 }
 
 // newStatusObject creates name of kind k as client, protected by Lease ctrl
-// and stamped with stamp.
-func newStatusObject(ctx context.Context, client dynamic.Interface, ns, name string, k statusKind, stamp string) (*unstructured.Unstructured, error) {
+// and stamped with stamp, and with fieldManager as the per-request stamp.
+func newStatusObject(ctx context.Context, client dynamic.Interface, ns, name string, k statusKind, stamp, fieldManager string) (*unstructured.Unstructured, error) {
 	u := &unstructured.Unstructured{Object: map[string]any{}}
 	for key, v := range k.object {
 		u.Object[key] = v
@@ -131,7 +131,7 @@ func newStatusObject(ctx context.Context, client dynamic.Interface, ns, name str
 	u = u.DeepCopy()
 	u.SetName(name)
 	u.SetAnnotations(map[string]string{harness.AnnotationLease: "ctrl", harness.AnnotationStamp: stamp})
-	return client.Resource(k.gvr).Namespace(ns).Create(ctx, u, metav1.CreateOptions{})
+	return client.Resource(k.gvr).Namespace(ns).Create(ctx, u, metav1.CreateOptions{FieldManager: fieldManager})
 }
 
 // writeStatus reads ns/name as client and sends a /status update with
@@ -189,18 +189,21 @@ func storedAnnotations(ctx context.Context, t *testing.T, ns, name string, k sta
 // Deployment, StatefulSet, Job and Service, and ignored for ResourceClaim and
 // a custom resource; a ConfigMap has no /status at all.
 //
-// With the webhook: on the kinds that store annotations, that write is
-// denied even with the holder's current stamp in fieldManager (the
-// protection would be shed, or the object's term forged beyond the Lease);
-// on the others it is harmless and stores nothing of it. The holder's own
-// status writes are admitted before and after, and its next write to the
-// object is admitted (no forged term blocks it).
+// With the webhook, on the kinds that store annotations, a /status write
+// that removes the protection is denied (ProtectionChange) and one that
+// stores a forged term is denied (StampChange), even with the holder's
+// current stamp in fieldManager; on the others such writes are harmless and
+// store nothing of it. The holder's own status writes are admitted before
+// and after, and its next write to the object is admitted (no forged term
+// blocks it).
 func TestStatusWriteAnnotations(t *testing.T) {
 	e := newEnv(t, "status-kinds")
 	ctx := e.ctx
 	stamp := e.setLease("holder-0_1", 4)
 
-	t.Run("ConfigMap has no status", func(t *testing.T) {
+	t.Run("stored without the webhook", func(t *testing.T) {
+		withoutWebhook(t, ctx)
+		// A ConfigMap has no status, so no /status write.
 		u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "data": map[string]any{"k": "v"}}}
 		u.SetName("nostatus")
 		u.SetAnnotations(map[string]string{harness.AnnotationLease: "ctrl", harness.AnnotationStamp: stamp.String()})
@@ -213,13 +216,9 @@ func TestStatusWriteAnnotations(t *testing.T) {
 		if !isNotFound(err) {
 			t.Errorf("configmaps/status: want NotFound (no such subresource), got %v", err)
 		}
-	})
-
-	t.Run("stored without the webhook", func(t *testing.T) {
-		withoutWebhook(t, ctx)
 		for _, k := range statusKinds {
 			name := "bare"
-			if _, err := newStatusObject(ctx, cp.Dynamic, e.ns, name, k, stamp.String()); err != nil {
+			if _, err := newStatusObject(ctx, cp.Dynamic, e.ns, name, k, stamp.String(), "test"); err != nil {
 				t.Fatalf("%s: create: %v", k.name, err)
 			}
 			forge := unprotectAndForge(stamp.LeaseUID)
@@ -262,19 +261,28 @@ func TestStatusWriteAnnotations(t *testing.T) {
 		fm := stamp.FieldManager()
 		for _, k := range statusKinds {
 			name := "fenced"
-			if _, err := newStatusObject(ctx, client, e.ns, name, k, stamp.String()); err != nil {
+			if _, err := newStatusObject(ctx, client, e.ns, name, k, stamp.String(), fm); err != nil {
 				t.Fatalf("%s: the holder creates: %v", k.name, err)
 			}
 			admitted(t, k.name+": the holder's status write", writeStatus(ctx, client, e.ns, name, k, fm, true, nil))
-			err := writeStatus(ctx, client, e.ns, name, k, fm, false, unprotectAndForge(stamp.LeaseUID))
-			if k.keepsAnnotations {
-				if err == nil || !isLeasefenceDenial(err) {
-					t.Errorf("%s: a /status write shedding protection and forging the term, holder's stamp in fieldManager: want denied by leasefence, got %v", k.name, err)
+			hostile := []struct {
+				what   string
+				edit   func(map[string]string)
+				reason string
+			}{
+				{"removing the protection", func(a map[string]string) { delete(a, harness.AnnotationLease) }, "ProtectionChange"},
+				{"storing a forged term", func(a map[string]string) {
+					a[harness.AnnotationStamp] = fmt.Sprintf("lf1:2147483647:%s:%s", stamp.LeaseUID, stamp.Holder)
+				}, "StampChange"},
+			}
+			for _, h := range hostile {
+				what := fmt.Sprintf("%s: a /status write %s, with the holder's stamp in fieldManager", k.name, h.what)
+				err := writeStatus(ctx, client, e.ns, name, k, fm, false, h.edit)
+				if k.keepsAnnotations {
+					denied(t, what, err, h.reason)
 				} else {
-					t.Logf("%s: shedding and forging through /status denied: %v", k.name, err)
+					admitted(t, what+" (the API server drops the annotations)", err)
 				}
-			} else {
-				admitted(t, k.name+": a /status write whose annotations the API server drops", err)
 			}
 			a := storedAnnotations(ctx, t, e.ns, name, k)
 			if a[harness.AnnotationLease] != "ctrl" || a[harness.AnnotationStamp] != stamp.String() {
@@ -282,7 +290,7 @@ func TestStatusWriteAnnotations(t *testing.T) {
 			}
 			admitted(t, k.name+": the holder's status write afterwards", writeStatus(ctx, client, e.ns, name, k, fm, true, nil))
 			_, err = client.Resource(k.gvr).Namespace(e.ns).Patch(ctx, name, "application/merge-patch+json",
-				[]byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, harness.AnnotationStamp, stamp.String())), metav1.PatchOptions{})
+				[]byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, harness.AnnotationStamp, stamp.String())), metav1.PatchOptions{FieldManager: fm})
 			admitted(t, k.name+": the holder's next write to the object", err)
 		}
 	})

@@ -72,7 +72,9 @@ func TestCacheSameTermHandover(t *testing.T) {
 	const term = 3
 	l := setLease(ctx, t, ns, "ctrl", "pod-a_1", term, time.Now())
 	stampA := stampOf(t, l)
-	writeA := func(obj string, dryRun bool) error { return writeCM(ctx, a.Client, ns, obj, "ctrl", stampA, "a", dryRun) }
+	writeA := func(obj string, dryRun bool) error {
+		return writeCM(ctx, a.Client, ns, obj, "ctrl", stampA, "a", dryRun)
+	}
 	stopRenew := keepRenewing(ctx, t, ns, "ctrl", 300*time.Millisecond)
 	waitCacheServes(ctx, t, wh, func(dryRun bool) error { return writeA("x", dryRun) })
 	wantAdmitted(t, "the holder writes", writeA("x", false))
