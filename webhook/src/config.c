@@ -120,7 +120,7 @@ static const flag flags[] = {
     {F_LEASE_TIMEOUT, "lease-timeout", "DURATION", "1s",
      "deadline of one Lease lookup (keep well under the webhook's timeoutSeconds)"},
     {F_CACHE_STALENESS, "cache-max-staleness", "DURATION", "3s",
-     "kube-cached: serve a Lease from the cache only if it arrived this recently"},
+     "kube-cached: serve a Lease from the cache only if it arrived and was renewed this recently"},
     {F_CACHE_NAMESPACE, "cache-namespace", "NS", NULL,
      "kube-cached: watch Leases in this namespace only (default all)"},
     {F_CACHE_SELECTOR, "cache-label-selector", "SELECTOR", NULL,
