@@ -214,7 +214,6 @@ func writeCM(ctx context.Context, client kubernetes.Interface, ns, name, leaseNa
 	}
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q,%q:%q}},"data":{"value":%q}}`,
 		harness.AnnotationLease, leaseName, harness.AnnotationStamp, stamp, value)
-	// The stamp per request as well as on the object.
 	_, err := client.CoreV1().ConfigMaps(ns).Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{DryRun: dr, FieldManager: stamp})
 	if apierrors.IsNotFound(err) {
 		_, err = client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
