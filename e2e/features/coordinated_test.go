@@ -190,26 +190,35 @@ func wantAdmitted(t *testing.T, what string, err error) {
 // does not change; the holder does.
 //
 // Then the ex-holder's in-flight writes, as it would send them, are denied
-// NotHolder: a main-resource write (its full stamp), and a /status write
-// whose only stamp is fieldManager in the short form, which the helper uses
-// because the identities here (long, as the names of kubebuilder projects'
-// Deployments make them) do not fit the full stamp into 128 characters.
-// The new holder's writes of both kinds are admitted.
+// NotHolder: a write to the Deployment and one to its /status. Twice: with
+// short identities, whose full stamp fits fieldManager, and with long ones
+// (as the names of kubebuilder projects' Deployments make them), for which
+// the helper sends the short form (holder hash). The new holder's writes
+// are admitted.
 func TestCoordinatedHandover(t *testing.T) {
+	for _, tc := range []struct {
+		name, ns, suffix string
+		short            bool // the fieldManager stamp is the short form
+	}{
+		{"full stamp", "coordinated-full", "", false},
+		{"short form", "coordinated-short", "-" + strings.Repeat("x", 100), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { coordinatedHandover(t, tc.ns, tc.suffix, tc.short) })
+	}
+}
+
+func coordinatedHandover(t *testing.T, ns, suffix string, short bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	const ns = "coordinated"
 	if _, err := c.CreateNamespace(ctx, ns, nil); err != nil {
 		t.Fatal(err)
 	}
-	// LeaseCandidate names are the holder identities: DNS names. Long ones,
-	// so the full stamp exceeds fieldManager's 128 characters.
-	long := strings.Repeat("x", 100)
-	a := startReplica(ctx, t, ns, "replica-a-"+long, "1.36.0")
+	// LeaseCandidate names are the holder identities: DNS names.
+	a := startReplica(ctx, t, ns, "replica-a"+suffix, "1.36.0")
 	la := waitHolder(ctx, t, ns, a, time.Minute)
 	stampA := stampOf(t, la)
-	if len(stampA.String()) <= 128 || stampA.FieldManager() == stampA.String() {
-		t.Fatalf("the full stamp fits fieldManager (%d characters); the short form is not exercised", len(stampA.String()))
+	if isShort := stampA.FieldManager() != stampA.String(); isShort != short {
+		t.Fatalf("fieldManager stamp %q: short form %v, want %v", stampA.FieldManager(), isShort, short)
 	}
 	t.Logf("elected %s in term %d; its fieldManager stamp is %q", a.name, stampA.Term, stampA.FieldManager())
 	if _, err := a.client.AppsV1().Deployments(ns).Create(ctx, deployment(stampA), metav1.CreateOptions{FieldManager: stampA.FieldManager()}); err != nil {
@@ -219,7 +228,7 @@ func TestCoordinatedHandover(t *testing.T) {
 
 	// The second replica joins; the election controller hands over.
 	start := time.Now()
-	b := startReplica(ctx, t, ns, "replica-b-"+long, "1.35.0")
+	b := startReplica(ctx, t, ns, "replica-b"+suffix, "1.35.0")
 	lb := waitHolder(ctx, t, ns, b, 2*time.Minute)
 	stampB := stampOf(t, lb)
 	t.Logf("handed over to %s in %v: term %d (was %d)", b.name, time.Since(start).Round(time.Millisecond), stampB.Term, stampA.Term)
@@ -231,7 +240,7 @@ func TestCoordinatedHandover(t *testing.T) {
 	}
 
 	wantAdmitted(t, "the new holder's write", stampDeployment(ctx, b.client, ns, stampB, "b"))
-	wantAdmitted(t, "the new holder's status write (short form)", writeStatus(ctx, b.client, ns, stampB.FieldManager(), 2))
-	wantDenied(t, "the ex-holder's write, same term, full stamp", stampDeployment(ctx, a.client, ns, stampA, "a"), "NotHolder")
-	wantDenied(t, "the ex-holder's status write, same term, short fieldManager stamp", writeStatus(ctx, a.client, ns, stampA.FieldManager(), 3), "NotHolder")
+	wantAdmitted(t, "the new holder's status write", writeStatus(ctx, b.client, ns, stampB.FieldManager(), 2))
+	wantDenied(t, "the ex-holder's write, same term", stampDeployment(ctx, a.client, ns, stampA, "a"), "NotHolder")
+	wantDenied(t, "the ex-holder's status write, same term", writeStatus(ctx, a.client, ns, stampA.FieldManager(), 3), "NotHolder")
 }
