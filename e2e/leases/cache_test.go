@@ -126,15 +126,7 @@ func TestCacheWedgedWatchAndCut(t *testing.T) {
 	ctx := testContext(t, 3*time.Minute)
 	const ns = "wedge"
 	newNamespace(ctx, t, ns)
-	p, err := newProxy(fmt.Sprintf("127.0.0.1:%d", c.APIServerPort()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	_, token := leaseReader(ctx, t, "lf-readers", "reader-wedge")
-	kc := kubeconfigFor(t, filepath.Join(t.TempDir(), "kubeconfig"), p.URL(), "", &clientcmdapi.AuthInfo{Token: token})
-	wh := startWebhook(ctx, t, "kube-cached", "--kubeconfig", kc)
-	register(ctx, t, wh)
+	p, wh := cachedBehindProxy(ctx, t, "reader-wedge")
 	a := newWriter(ctx, t, ns, "pod-a")
 	b := newWriter(ctx, t, ns, "pod-b")
 
@@ -162,7 +154,7 @@ func TestCacheWedgedWatchAndCut(t *testing.T) {
 	// The old holder, against the copy the cache still holds.
 	var admitted int
 	var lastAdmitted time.Duration
-	err = cluster.Poll(ctx, maxStaleness+10*time.Second, 100*time.Millisecond, func(context.Context) (bool, string, error) {
+	err := cluster.Poll(ctx, maxStaleness+10*time.Second, 100*time.Millisecond, func(context.Context) (bool, string, error) {
 		sent := time.Since(frozenAt)
 		err := oldA(true)
 		switch {
@@ -223,6 +215,23 @@ func TestCacheWedgedWatchAndCut(t *testing.T) {
 	eventuallyDenied(ctx, t, "after the cut: the old holder writes", maxStaleness+2*time.Second,
 		func(dryRun bool) error { return writeCM(ctx, b.Client, ns, "new", "ctrl", stampB, "b2", dryRun) }, "StaleTerm")
 	t.Logf("after the cut: lookups %v", delta(cacheLookups(ctx, t, wh), base))
+}
+
+// cachedBehindProxy starts and registers a cached webhook whose reads go
+// through a TCP proxy to the API server, as the Lease reader reader, with
+// the extra flags args.
+func cachedBehindProxy(ctx context.Context, t *testing.T, reader string, args ...string) (*proxy, *harness.Webhook) {
+	t.Helper()
+	p, err := newProxy(fmt.Sprintf("127.0.0.1:%d", c.APIServerPort()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	_, token := leaseReader(ctx, t, "lf-readers", reader)
+	kc := kubeconfigFor(t, filepath.Join(t.TempDir(), "kubeconfig"), p.URL(), "", &clientcmdapi.AuthInfo{Token: token})
+	wh := startWebhook(ctx, t, "kube-cached", append([]string{"--kubeconfig", kc}, args...)...)
+	register(ctx, t, wh)
+	return p, wh
 }
 
 // waitHitDenies waits until write (a dry run) is denied for reason by a

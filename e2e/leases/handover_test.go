@@ -2,13 +2,10 @@ package leases
 
 import (
 	"context"
-	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 
 	"leasefence.io/e2e/harness"
@@ -54,18 +51,10 @@ func TestCacheSameTermHandover(t *testing.T) {
 	ctx := testContext(t, 3*time.Minute)
 	const ns = "handover"
 	newNamespace(ctx, t, ns)
-	p, err := newProxy(fmt.Sprintf("127.0.0.1:%d", c.APIServerPort()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	_, token := leaseReader(ctx, t, "lf-readers", "reader-handover")
-	kc := kubeconfigFor(t, filepath.Join(t.TempDir(), "kubeconfig"), p.URL(), "", &clientcmdapi.AuthInfo{Token: token})
 	// The wedged watch keeps the old copy for up to 7 s (the watch is
 	// confirmed by its events); the copy's own bound is set beyond that, so
 	// the copy is what the cache decides on throughout.
-	wh := startWebhook(ctx, t, "kube-cached", "--kubeconfig", kc, "--cache-max-staleness=30s")
-	register(ctx, t, wh)
+	p, wh := cachedBehindProxy(ctx, t, "reader-handover", "--cache-max-staleness=30s")
 	a := newWriter(ctx, t, ns, "pod-a")
 	b := newWriter(ctx, t, ns, "pod-b")
 
@@ -87,7 +76,7 @@ func TestCacheSameTermHandover(t *testing.T) {
 	frozen := time.Now()
 	setLease(ctx, t, ns, "ctrl", "", term, time.Now())
 	coordinatedHandover(ctx, t, ns, "ctrl", "pod-b_2")
-	l, err = c.Client.CoordinationV1().Leases(ns).Get(ctx, "ctrl", metav1.GetOptions{})
+	l, err := c.Client.CoordinationV1().Leases(ns).Get(ctx, "ctrl", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
