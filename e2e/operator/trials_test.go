@@ -45,7 +45,7 @@ const (
 // is paused (SIGSTOP). The first trial of each mode, and two thirds of the
 // others, pause a until replica b has taken the Lease; the rest pause it for
 // less than the renew deadline. Then a's requests are let through, and a
-// is resumed (SIGCONT) a random 100-500 ms later.
+// is resumed (SIGCONT) a random 300-800 ms later.
 //
 // Every write is judged against the Lease's history:
 //
@@ -108,7 +108,7 @@ func TestOperatorTrials(t *testing.T) {
 					shortPause: time.Duration(300+rng.IntN(1700)) * time.Millisecond,
 					leadFor:    time.Duration(rng.IntN(1000)) * time.Millisecond,
 					holdFor:    time.Duration(100+rng.IntN(300)) * time.Millisecond,
-					resumeGap:  time.Duration(100+rng.IntN(400)) * time.Millisecond,
+					resumeGap:  time.Duration(300+rng.IntN(500)) * time.Millisecond,
 					interval:   time.Duration(30+rng.IntN(50)) * time.Millisecond,
 				}
 				tl, err := trial(t, p)
