@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Builds the pinned control plane for the e2e tests: kube-apiserver, kubectl
-# and etcd, from the versions pinned in e2e/go.mod and e2e/go.sum.
+# Builds the pinned cluster for the e2e tests: kube-apiserver, kubectl, etcd,
+# kube-controller-manager and kube-scheduler from the versions pinned in
+# e2e/go.mod and e2e/go.sum, and kwok (simulated nodes) from its own module in
+# e2e/tools/kwok, with kwok's stage definitions beside it (kwok-stages.yaml).
 #
 # The binaries go to ${LEASEFENCE_CACHE:-$HOME/.cache/leasefence}/k8s-<hash>/,
-# where <hash> covers go.mod and go.sum, so they are reused between runs and
-# rebuilt only when the pins change. Progress goes to stderr; the one line on
-# stdout is the folder that holds the binaries, so callers can do
+# where <hash> covers both modules' go.mod and go.sum, so they are reused
+# between runs and rebuilt only when the pins change. Progress goes to stderr;
+# the one line on stdout is the folder that holds the binaries, so callers can do
 #   bin_dir=$(e2e/build.sh)
 set -euo pipefail
 
@@ -23,9 +25,11 @@ export GOTOOLCHAIN=local
 # -mod=mod would let a build silently rewrite go.mod; the pins are the point.
 export GOFLAGS="-buildvcs=false"
 
-hash=$(cat "$here/go.mod" "$here/go.sum" | sha256sum | cut -c1-16)
+kwok_mod="$here/tools/kwok"
+# package cluster computes the same hash (DefaultBinDir): keep the two in step.
+hash=$(cat "$here/go.mod" "$here/go.sum" "$kwok_mod/go.mod" "$kwok_mod/go.sum" | sha256sum | cut -c1-16)
 bin_dir="$cache_root/k8s-$hash"
-binaries=(kube-apiserver kubectl etcd)
+binaries=(kube-apiserver kubectl etcd kube-controller-manager kube-scheduler kwok)
 
 complete=1
 for b in "${binaries[@]}"; do
@@ -57,6 +61,8 @@ k8s_version=$(go list -m -f '{{.Version}}' k8s.io/kubernetes 2>>"$log") ||
 	die "cannot read the k8s.io/kubernetes pin from e2e/go.mod; see $log"
 etcd_version=$(go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3 2>>"$log") ||
 	die "cannot read the etcd pin from e2e/go.mod; see $log"
+kwok_version=$(cd "$kwok_mod" && go list -m -f '{{.Version}}' sigs.k8s.io/kwok 2>>"$log") ||
+	die "cannot read the kwok pin from e2e/tools/kwok/go.mod; see $log"
 major=${k8s_version#v}
 major=${major%%.*}
 minor=${k8s_version#v*.}
@@ -76,7 +82,7 @@ done
 tmp_dir=$(mktemp -d "$cache_root/.build-$hash.XXXXXX")
 trap 'rm -rf "$tmp_dir"; [[ -n "${ticker:-}" ]] && kill "$ticker" 2>/dev/null || true' EXIT
 
-say "building Kubernetes $k8s_version and etcd $etcd_version into $bin_dir"
+say "building Kubernetes $k8s_version, etcd $etcd_version and kwok $kwok_version into $bin_dir"
 say "a cold build takes several minutes; build log: $log"
 start=$(date +%s)
 for b in "${binaries[@]}"; do
@@ -84,7 +90,14 @@ for b in "${binaries[@]}"; do
 	kube-apiserver) pkg=k8s.io/kubernetes/cmd/kube-apiserver ;;
 	kubectl) pkg=k8s.io/kubernetes/cmd/kubectl ;;
 	etcd) pkg=go.etcd.io/etcd/server/v3 ;;
+	kube-controller-manager) pkg=k8s.io/kubernetes/cmd/kube-controller-manager ;;
+	kube-scheduler) pkg=k8s.io/kubernetes/cmd/kube-scheduler ;;
+	kwok) pkg=sigs.k8s.io/kwok/cmd/kwok ;;
 	esac
+	# kwok builds in its own module, with its own k8s.io/* versions; its
+	# version is compiled in (pkg/consts), so it takes no Kubernetes stamps.
+	mod_dir=$here flags=$ldflags
+	[[ $b == kwok ]] && mod_dir=$kwok_mod flags="-s -w"
 	t0=$(date +%s)
 	say "building $b ($pkg)"
 	# Report progress while the compiler is busy, so a long cold build is visibly alive.
@@ -92,7 +105,7 @@ for b in "${binaries[@]}"; do
 	(while sleep 30; do say "  still building $b: $(($(date +%s) - t0))s"; done) 9>&- &
 	ticker=$!
 	echo "== go build $pkg" >>"$log"
-	if ! go build -trimpath -ldflags "$ldflags" -o "$tmp_dir/$b" "$pkg" >>"$log" 2>&1 9>&-; then
+	if ! (cd "$mod_dir" && go build -trimpath -ldflags "$flags" -o "$tmp_dir/$b" "$pkg") >>"$log" 2>&1 9>&-; then
 		kill "$ticker" 2>/dev/null || true
 		tail -n 20 "$log" >&2
 		die "building $b failed; full log: $log"
@@ -102,7 +115,19 @@ for b in "${binaries[@]}"; do
 	say "built $b in $(($(date +%s) - t0))s"
 done
 
-printf 'kubernetes %s\netcd %s\n' "$k8s_version" "$etcd_version" >"$tmp_dir/VERSIONS"
+# kwok's stages, as kwokctl gives its nodes by default (node-initialize,
+# node-heartbeat-with-lease, pod-ready, pod-complete, pod-delete), copied
+# from the pinned module so they match the binary.
+kwok_src=$(cd "$kwok_mod" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok 2>>"$log") ||
+	die "cannot find the kwok module's source; see $log"
+stages=(node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml
+	pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml)
+for st in "${stages[@]}"; do
+	printf -- '---\n'
+	cat "$kwok_src/kustomize/stage/$st" || die "kwok stage $st missing in $kwok_src"
+done >"$tmp_dir/kwok-stages.yaml"
+
+printf 'kubernetes %s\netcd %s\nkwok %s\n' "$k8s_version" "$etcd_version" "$kwok_version" >"$tmp_dir/VERSIONS"
 touch "$tmp_dir/.complete"
 rm -rf "$bin_dir"
 mv "$tmp_dir" "$bin_dir"

@@ -3,8 +3,10 @@
 // helpers to set up what leasefence's tests need: namespaces, pod-bound
 // service-account identities, webhook registrations and a test CRD.
 //
-// There is no kubelet, scheduler or controller manager: Pods stay Pending,
-// and nothing garbage-collects. That is all the fencing tests need.
+// By default there is no kubelet, scheduler or controller manager: Pods stay
+// Pending, and nothing garbage-collects. That is all the fencing tests need.
+// Options.Full adds the rest of a cluster (full.go): kube-controller-manager,
+// kube-scheduler and kwok's simulated nodes.
 package cluster
 
 import (
@@ -56,6 +58,14 @@ type Options struct {
 	// --name=value form; a flag given here replaces the default of that name
 	// (list flags such as --etcd-servers would otherwise accumulate).
 	ExtraAPIServerArgs []string
+	// Full starts the rest of a cluster once the API server is ready:
+	// kube-controller-manager (default controllers, per-controller
+	// service-account credentials), kube-scheduler and kwok with Nodes
+	// simulated nodes; Start returns once every node is Ready and the
+	// controllers run. The default StartTimeout becomes 180s.
+	Full bool
+	// Nodes is the number of kwok nodes with Full (default 1).
+	Nodes int
 }
 
 // Cluster is a running control plane.
@@ -78,8 +88,13 @@ type Cluster struct {
 	// EtcdLog and APIServerLog are the processes' log files.
 	EtcdLog      string
 	APIServerLog string
+	// With Options.Full: the other components' log files and the kwok
+	// nodes' names.
+	ControllerManagerLog, SchedulerLog, KwokLog string
+	Nodes                                       []string
 
 	etcd, apiserver *process
+	full            fullParts
 	ownDir          bool
 	stopGrace       time.Duration
 	stopOnce        sync.Once
@@ -101,9 +116,10 @@ func DefaultBinDir() string {
 	if err != nil {
 		return filepath.Join(root, "k8s-unknown")
 	}
-	// Same hash as build.sh: sha256 of go.mod then go.sum, first 16 hex digits.
+	// Same hash as build.sh: sha256 of go.mod, go.sum, then kwok's module's
+	// go.mod and go.sum, first 16 hex digits.
 	h := sha256.New()
-	for _, f := range []string{"go.mod", "go.sum"} {
+	for _, f := range []string{"go.mod", "go.sum", "tools/kwok/go.mod", "tools/kwok/go.sum"} {
 		data, err := os.ReadFile(filepath.Join(modDir, f))
 		if err != nil {
 			return filepath.Join(root, "k8s-unknown")
@@ -141,6 +157,12 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 90 * time.Second
+		if opts.Full {
+			opts.StartTimeout = 180 * time.Second
+		}
+	}
+	if opts.Nodes == 0 {
+		opts.Nodes = 1
 	}
 	if opts.StopGrace == 0 {
 		opts.StopGrace = 10 * time.Second
@@ -233,6 +255,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		ClientKeyData:         keys.adminKeyPEM,
 	}); err != nil {
 		return nil, err
+	}
+	if opts.Full {
+		if err := c.startFull(ctx, keys, opts.Nodes); err != nil {
+			return nil, err
+		}
 	}
 	started = true
 	return c, nil
@@ -388,7 +415,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 // PIDs returns the process ids of etcd and kube-apiserver (0 for one that
-// never started).
+// never started); FullPIDs those of the fuller cluster's components.
 func (c *Cluster) PIDs() (etcd, apiserver int) {
 	if c.etcd != nil {
 		etcd = c.etcd.pid()
@@ -399,8 +426,21 @@ func (c *Cluster) PIDs() (etcd, apiserver int) {
 	return etcd, apiserver
 }
 
-// Stop stops kube-apiserver, then etcd (SIGTERM, then SIGKILL after the
-// grace period), waits for both to exit, and removes the folder if Start
+// FullPIDs returns the process ids of the fuller cluster's components by
+// name (kube-controller-manager, kube-scheduler, kwok); empty without Full.
+func (c *Cluster) FullPIDs() map[string]int {
+	out := map[string]int{}
+	for _, p := range []*process{c.full.kcm, c.full.scheduler, c.full.kwok} {
+		if p != nil {
+			out[p.name] = p.pid()
+		}
+	}
+	return out
+}
+
+// Stop stops kwok, kube-scheduler and kube-controller-manager (when Full),
+// then kube-apiserver, then etcd (SIGTERM, then SIGKILL after the grace
+// period), waits for each to exit, and removes the folder if Start
 // created it. It is safe to call more than once.
 func (c *Cluster) Stop() error {
 	c.stopOnce.Do(func() {
@@ -414,8 +454,9 @@ func (c *Cluster) Stop() error {
 
 func (c *Cluster) stopProcesses() error {
 	var errs []error
-	// The API server first, so it does not log a storm of etcd errors.
-	for _, p := range []*process{c.apiserver, c.etcd} {
+	// The API server's clients first, then the API server, so that none logs
+	// a storm of errors about the one stopped before it.
+	for _, p := range []*process{c.full.kwok, c.full.scheduler, c.full.kcm, c.apiserver, c.etcd} {
 		if p != nil {
 			if err := p.stop(c.stopGrace); err != nil {
 				errs = append(errs, err)

@@ -19,10 +19,13 @@ import (
 // pki holds the key material generated for one control plane. Everything is
 // made fresh at each start so no secret ever lives in the repository.
 type pki struct {
+	dir           string
+	ca            *keyPair
 	caCertPEM     []byte
 	adminCertPEM  []byte
 	adminKeyPEM   []byte
 	caFile        string
+	caKeyFile     string // written by writeCAKey, for kube-controller-manager's signer
 	servingCert   string
 	servingKey    string
 	saPublicFile  string
@@ -75,6 +78,8 @@ func newPKI(dir string) (*pki, error) {
 	}
 
 	p := &pki{
+		dir:           dir,
+		ca:            ca,
 		caCertPEM:     certPEM(ca.cert),
 		adminCertPEM:  certPEM(admin.cert),
 		caFile:        filepath.Join(dir, "ca.crt"),
@@ -111,6 +116,35 @@ func newPKI(dir string) (*pki, error) {
 		}
 	}
 	return p, nil
+}
+
+// clientCert issues a client certificate for user cn in groups orgs, signed
+// by the CA, and returns it and its key in PEM.
+func (p *pki) clientCert(cn string, orgs ...string) (cert, key []byte, err error) {
+	kp, err := issue(p.ca, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: cn, Organization: orgs},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if key, err = keyPEM(kp.key); err != nil {
+		return nil, nil, err
+	}
+	return certPEM(kp.cert), key, nil
+}
+
+// writeCAKey writes the CA's private key, which kube-controller-manager's
+// certificate signer needs (--cluster-signing-key-file); only the fuller
+// cluster writes it.
+func (p *pki) writeCAKey() error {
+	data, err := keyPEM(p.ca.key)
+	if err != nil {
+		return err
+	}
+	p.caKeyFile = filepath.Join(p.dir, "ca.key")
+	return os.WriteFile(p.caKeyFile, data, 0o600)
 }
 
 // issue creates a key and a certificate from tmpl, signed by parent, or

@@ -298,9 +298,6 @@ func TestSelfSignedOverlay(t *testing.T) {
 	})
 }
 
-// envRef is a Kubernetes $(VAR) reference in a container's args.
-var envRef = regexp.MustCompile(`\$\([A-Za-z_][A-Za-z0-9_]*\)`)
-
 func groupOf(o *unstructured.Unstructured) string {
 	g, _, _ := strings.Cut(o.GetAPIVersion(), "/")
 	if !strings.Contains(o.GetAPIVersion(), "/") {
@@ -309,38 +306,12 @@ func groupOf(o *unstructured.Unstructured) string {
 	return g
 }
 
-// deploymentArgs are the webhook container's args, with $(VAR) expanded
-// from its env as the kubelet would, without the flags that name the Pod's
-// ports and mounted certificate (the harness sets its own).
+// deploymentArgs are the webhook container's args (harness.DeploymentArgs).
 func deploymentArgs(t *testing.T, dep *unstructured.Unstructured) []string {
 	t.Helper()
-	containers, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
-	if len(containers) != 1 {
-		t.Fatalf("want one container, got %d", len(containers))
-	}
-	ctr := containers[0].(map[string]any)
-	env := map[string]string{}
-	envs, _, _ := unstructured.NestedSlice(ctr, "env")
-	for _, e := range envs {
-		em := e.(map[string]any)
-		v, _ := em["value"].(string)
-		env[em["name"].(string)] = v
-	}
-	raw, _, _ := unstructured.NestedStringSlice(ctr, "args")
-	var args []string
-	for _, a := range raw {
-		name, _, _ := strings.Cut(a, "=")
-		switch name {
-		case "--port", "--health-port", "--tls-cert-file", "--tls-private-key-file":
-			continue
-		}
-		args = append(args, envRef.ReplaceAllStringFunc(a, func(ref string) string {
-			v, ok := env[ref[2:len(ref)-1]]
-			if !ok {
-				t.Fatalf("arg %q names %s, which the container's env does not set", a, ref)
-			}
-			return v
-		}))
+	args, err := harness.DeploymentArgs(dep)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return args
 }

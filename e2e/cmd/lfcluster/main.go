@@ -1,5 +1,7 @@
 // Command lfcluster runs the e2e control plane (etcd and kube-apiserver on
-// loopback) until it is interrupted, for trying things by hand.
+// loopback), or with --full the fuller cluster (kube-controller-manager,
+// kube-scheduler and kwok nodes too), until it is interrupted, for trying
+// things by hand.
 package main
 
 import (
@@ -10,8 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
-	"time"
 
 	"leasefence.io/e2e/cluster"
 )
@@ -20,11 +22,16 @@ const usage = `lfcluster runs a local Kubernetes control plane (etcd + kube-apis
 on 127.0.0.1 for leasefence's tests and for trying things by hand.
 
 Usage:
-  lfcluster up --dir DIR [--bin-dir BIN] [--timeout 90s]
+  lfcluster up --dir DIR [--bin-dir BIN] [--timeout 90s] [--full [--nodes N]]
 
 up starts the control plane with its data, certificates and logs in DIR,
 writes DIR/kubeconfig (cluster admin) and DIR/env (KUBECONFIG=...), prints
 them, and runs until SIGINT or SIGTERM, then stops everything.
+
+--full adds kube-controller-manager (its default controllers, each with its
+own service-account credentials), kube-scheduler and N kwok nodes (default
+1) that take Pods to Running and Ready; up returns once the nodes are Ready
+and the controllers run (default --timeout then 180s).
 
   source DIR/env && kubectl get --raw /readyz
 
@@ -48,7 +55,9 @@ func main() {
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage) }
 	dir := fs.String("dir", "", "folder for data, logs, kubeconfig and env (required)")
 	binDir := fs.String("bin-dir", "", "folder holding kube-apiserver, etcd and kubectl")
-	timeout := fs.Duration("timeout", 90*time.Second, "how long to wait for the API server to be ready")
+	timeout := fs.Duration("timeout", 0, "how long to wait for the cluster to be ready (default 90s, 180s with --full)")
+	full := fs.Bool("full", false, "also run kube-controller-manager, kube-scheduler and kwok nodes")
+	nodes := fs.Int("nodes", 1, "kwok nodes with --full")
 	if err := fs.Parse(os.Args[2:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return
@@ -59,18 +68,23 @@ func main() {
 		fmt.Fprintf(os.Stderr, "lfcluster up: --dir is required\n\n%s", usage)
 		os.Exit(2)
 	}
-	if err := up(*dir, *binDir, *timeout); err != nil {
+	if *nodes < 1 {
+		fmt.Fprintf(os.Stderr, "lfcluster up: --nodes must be at least 1\n")
+		os.Exit(2)
+	}
+	opts := cluster.Options{Dir: *dir, BinDir: *binDir, StartTimeout: *timeout, Full: *full, Nodes: *nodes}
+	if err := up(opts); err != nil {
 		fmt.Fprintf(os.Stderr, "lfcluster: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func up(dir, binDir string, timeout time.Duration) error {
+func up(opts cluster.Options) error {
 	// Catch signals before starting, so an early Ctrl-C still stops cleanly.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 
-	c, err := cluster.Start(context.Background(), cluster.Options{Dir: dir, BinDir: binDir, StartTimeout: timeout})
+	c, err := cluster.Start(context.Background(), opts)
 	if err != nil {
 		return err
 	}
@@ -86,6 +100,13 @@ func up(dir, binDir string, timeout time.Duration) error {
 	fmt.Printf("env:        %s   (source it, then use %s)\n", envPath, c.KubectlPath())
 	fmt.Printf("logs:       %s  %s\n", c.APIServerLog, c.EtcdLog)
 	fmt.Printf("pids:       etcd %d, kube-apiserver %d\n", etcdPID, apiPID)
+	if opts.Full {
+		pids := c.FullPIDs()
+		fmt.Printf("nodes:      %s\n", strings.Join(c.Nodes, " "))
+		fmt.Printf("more logs:  %s  %s  %s\n", c.ControllerManagerLog, c.SchedulerLog, c.KwokLog)
+		fmt.Printf("more pids:  kube-controller-manager %d, kube-scheduler %d, kwok %d\n",
+			pids["kube-controller-manager"], pids["kube-scheduler"], pids["kwok"])
+	}
 	fmt.Printf("press Ctrl-C to stop\n")
 
 	s := <-sigs

@@ -32,7 +32,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "lfcluster up --dir DIR") {
 		t.Errorf("--help: %v: %s", err, out)
 	}
-	for _, args := range [][]string{{}, {"down"}, {"up"}} {
+	for _, args := range [][]string{{}, {"down"}, {"up"}, {"up", "--dir", t.TempDir(), "--full", "--nodes", "0"}} {
 		err := lfcluster(args...).Run()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 			t.Errorf("lfcluster %v: want exit 2, got %v", args, err)
