@@ -46,6 +46,7 @@ static const char *const reason_names[LF_R_COUNT] = {
     [LF_R_OTHER_LEASE] = "OtherLease",
     [LF_R_PROTECTION_CHANGE] = "ProtectionChange",
     [LF_R_STAMP_CHANGE] = "StampChange",
+    [LF_R_UNBOUND_HOLDER] = "UnboundHolder",
 };
 
 const char *lf_reason_name(lf_reason reason) {
@@ -129,6 +130,7 @@ void lf_policy_init(lf_policy *policy) {
 #undef KSA
   memset(policy, 0, sizeof(*policy));
   policy->identity = LF_IDENTITY_WHEN_PRESENT;
+  policy->default_fencing = LF_FENCING_STAMP;
   policy->skew_us = 2 * US_PER_S;
   policy->admit_when_unavailable = false;
   policy->deny_unstamped = false;
@@ -149,6 +151,8 @@ typedef struct judge {
   bool protection_changed;    /* The write changes a well-formed stored protection. */
   bool stamp_changed;         /* The write changes the stored stamp annotation. */
   bool subresource;           /* A write to a subresource. */
+  lf_fencing fencing;         /* How the guarding protection fences (rule 3). */
+  bool by_identity;           /* A controller's write judged by identity (rule 4). */
   const char *why_controller; /* Why the requester is one of the controller's writers. */
   const char *carrier;        /* Where the presented stamp travels. */
   const char *presented_text; /* The presented stamp's text (W). */
@@ -247,6 +251,32 @@ static bool service_account_ns(const char *username, char *ns, size_t size) {
 static bool holder_on_host(const char *holder, const char *host) {
   size_t n = strlen(host);
   return strncmp(holder, host, n) == 0 && (holder[n] == '\0' || holder[n] == '_');
+}
+
+/* A UUID in its text form, 8-4-4-4-12 hex digits: what client-go's
+ * example and many controllers use as a leader-election identity. No
+ * Kubernetes controller names a pod so. */
+static bool is_uuid(const char *s, size_t len) {
+  if (len != 36) {
+    return false;
+  }
+  for (size_t i = 0; i < len; i++) {
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    bool hex = s[i] != '\0' && strchr("0123456789abcdefABCDEF", s[i]) != NULL;
+    if (dash ? s[i] != '-' : !hex) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/* Could `holder` name a pod or a node (section 7a)? Its host part, before
+ * the first '_', must be a DNS-1123 subdomain, as pod and node names are,
+ * and not a bare UUID. */
+static bool holder_bindable(const char *holder) {
+  const char *underscore = strchr(holder, '_');
+  size_t n = underscore != NULL ? (size_t)(underscore - holder) : strlen(holder);
+  return lf__dns_subdomain(holder, n) && !is_uuid(holder, n);
 }
 
 static bool is_exempt(const lf_request *req, const lf_policy *policy, const char **by) {
@@ -373,22 +403,25 @@ static int r_protection(judge *j) {
    * them; its protection comes from the parent (section 4.2). */
   bool carries_annotations = obj->present && strcmp(req->kind != NULL ? req->kind : "", "Scale");
 
+  lf_fencing new_fencing = LF_FENCING_STAMP, old_fencing = LF_FENCING_STAMP;
+
   if (req->op != LF_OP_DELETE && obj->lease_annotation != NULL) {
-    if (lf_lease_ref_parse(obj->lease_annotation, strlen(obj->lease_annotation), meta_ns(req, obj),
-                           &new_ref, &err) != LF_OK) {
+    if (lf_protection_parse(obj->lease_annotation, strlen(obj->lease_annotation), meta_ns(req, obj),
+                            j->policy->default_fencing, &new_ref, &new_fencing, &err) != LF_OK) {
       begin(&b, j, false, LF_R_MALFORMED_PROTECTION);
       lf__sbuf_printf(&b,
                       "the object's " LF_ANNOTATION_LEASE
                       " annotation is malformed: %s. Correct it (kubectl annotate --overwrite "
-                      "... " LF_ANNOTATION_LEASE "=<namespace>/<lease>) or remove it.",
+                      "... " LF_ANNOTATION_LEASE "=[identity:]<namespace>/<lease>) or remove it.",
                       err.text);
       return DECIDED;
     }
     has_new = true;
   }
   if (old->lease_annotation != NULL) {
-    has_old = lf_lease_ref_parse(old->lease_annotation, strlen(old->lease_annotation),
-                                 meta_ns(req, old), &old_ref, &err) == LF_OK;
+    has_old =
+        lf_protection_parse(old->lease_annotation, strlen(old->lease_annotation), meta_ns(req, old),
+                            j->policy->default_fencing, &old_ref, &old_fencing, &err) == LF_OK;
     j->old_malformed = !has_old;
   }
   if (!has_old && !has_new) {
@@ -399,8 +432,10 @@ static int r_protection(judge *j) {
     return DECIDED;
   }
   j->ref = has_old ? old_ref : new_ref;
+  j->fencing = has_old ? old_fencing : new_fencing;
   j->out->protected_ = true;
   j->out->lease = j->ref;
+  j->out->fencing = j->fencing;
   if (req->op == LF_OP_UPDATE && carries_annotations) {
     j->protection_changed = has_old && !same_text(obj->lease_annotation, old->lease_annotation);
     j->stamp_changed = !same_text(obj->stamp_annotation, old->stamp_annotation);
@@ -426,8 +461,18 @@ static int r_class(judge *j) {
                         "guarded controller runs";
   }
   j->out->writer = j->why_controller != NULL ? LF_WRITER_CONTROLLER : LF_WRITER_OTHER;
+  /* Identity fencing judges the controller's writes that present no
+   * per-request stamp by who sends them; a DELETE has no per-request
+   * carrier, and the stamp stored on the object says nothing about the
+   * deleter, so it is judged by identity too (section 7a). */
+  j->by_identity = j->why_controller != NULL && j->fencing == LF_FENCING_IDENTITY &&
+                   (j->req->op == LF_OP_DELETE || !is_per_request_stamp(j->req->field_manager));
+  j->out->by_identity = j->by_identity;
   /* The stamp the controller's writers present (section 5.2). */
-  if (j->req->op == LF_OP_DELETE) {
+  if (j->by_identity) {
+    j->carrier = "by identity";
+    j->presented_text = NULL;
+  } else if (j->req->op == LF_OP_DELETE) {
     j->carrier = "stored on the object";
     j->presented_text = j->req->old_object.stamp_annotation;
   } else {
@@ -442,6 +487,11 @@ static bool is_other(const judge *j) {
 }
 static bool is_controller(const judge *j) {
   return j->out->writer == LF_WRITER_CONTROLLER;
+}
+/* The controller's writers that present a stamp: everyone of them but
+ * those judged by identity. */
+static bool is_stamped(const judge *j) {
+  return is_controller(j) && !j->by_identity;
 }
 
 static void admit_other(judge *j, const char *what) {
@@ -548,11 +598,23 @@ static int r_other_new_stamp(judge *j) {
   return NEXT;
 }
 
+/* Appends the hint for a tool that is judged as the controller's because it
+ * runs in the Lease's namespace. */
+static void tool_hint(lf__sbuf *b, const judge *j) {
+  char ns[LF_NAMESPACE_MAX + 1];
+  if (!j->policy->deny_unstamped && service_account_ns(j->req->username, ns, sizeof(ns))) {
+    lf__sbuf_printf(b,
+                    " A tool in namespace %s that is not the controller runs elsewhere or "
+                    "gets an exempt group.",
+                    ns);
+  }
+}
+
 /* Rule 8: the controller's writers present a per-request stamp. */
 static int r_missing_stamp(judge *j) {
   const lf_request *req = j->req;
   lf__sbuf b;
-  if (!is_controller(j) || j->presented_text != NULL) {
+  if (!is_stamped(j) || j->presented_text != NULL) {
     return NEXT;
   }
   begin(&b, j, false, LF_R_MISSING_STAMP);
@@ -572,15 +634,47 @@ static int r_missing_stamp(judge *j) {
       "the object and its subresources; the stamp stored on the object is never "
       "enough.",
       j->why_controller);
-  if (!j->policy->deny_unstamped) {
-    char ns[LF_NAMESPACE_MAX + 1];
-    if (service_account_ns(req->username, ns, sizeof(ns))) {
-      lf__sbuf_printf(&b,
-                      " A tool in namespace %s that is not the controller runs elsewhere or "
-                      "gets an exempt group.",
-                      ns);
-    }
+  tool_hint(&b, j);
+  return DECIDED;
+}
+
+/* Identity fencing (section 7a): the controller's writes without a
+ * per-request stamp come from a pod. Needs no Lease. */
+static int r_identity_pod(judge *j) {
+  const lf_request *req = j->req;
+  lf__sbuf b;
+  if (!j->by_identity || req->pod_name != NULL) {
+    return NEXT;
   }
+  begin(&b, j, false, LF_R_IDENTITY_REQUIRED);
+  lf__sbuf_printf(&b, "the object is fenced by identity (");
+  lease_name(&b, &j->ref);
+  lf__sbuf_printf(&b,
+                  "), and %s, so a write without a per-request stamp must come from the "
+                  "holder's pod; this request from user ",
+                  j->why_controller);
+  lf__sbuf_quote(&b, req->username != NULL ? req->username : "", QUOTE_MAX);
+  lf__sbuf_printf(&b, " carries no pod identity (no " LF_EXTRA_POD_NAME
+                      " in its token). Run the controller in a pod with a projected "
+                      "service-account token (the default; not a Secret-based token), or stamp "
+                      "each write: fieldManager=" LF_STAMP_PREFIX "<term>:<lease-uid>:<holder>.");
+  tool_hint(&b, j);
+  return DECIDED;
+}
+
+/* Identity fencing: a write judged by identity presents no tenure, so it
+ * stores none; it may keep the stored stamp (carried forward) or remove it. */
+static int r_identity_stamp(judge *j) {
+  lf__sbuf b;
+  if (!j->by_identity || j->subresource || j->req->op == LF_OP_DELETE || !j->stamp_changed ||
+      j->req->object.stamp_annotation == NULL) {
+    return NEXT;
+  }
+  deny_stamp_change(&b, j);
+  lf__sbuf_printf(&b, "but the write presents no per-request stamp (the object is fenced by "
+                      "identity), so it has no tenure to store. Keep or remove the stored stamp, "
+                      "or stamp the write per request: fieldManager=" LF_STAMP_PREFIX
+                      "<term>:<lease-uid>:<holder>, the same as the annotation.");
   return DECIDED;
 }
 
@@ -670,7 +764,7 @@ static int r_deleting_unled(judge *j) {
 static int r_lease_uid(judge *j) {
   const lf_stamp *s = &j->presented;
   lf__sbuf b;
-  if (!is_controller(j) || strcmp(s->lease_uid, j->lease->uid) == 0) {
+  if (!is_stamped(j) || strcmp(s->lease_uid, j->lease->uid) == 0) {
     return NEXT;
   }
   if (j->has_stored && strcmp(j->stored.lease_uid, s->lease_uid) == 0) {
@@ -712,10 +806,14 @@ static int r_released(judge *j) {
   begin(&b, j, false, LF_R_LEASE_RELEASED);
   lease_state(&b, j);
   lf__sbuf_printf(&b, j->disclose ? ": it was released or never acquired" : "; nobody holds it");
-  lf__sbuf_printf(&b,
-                  ", and the stamp presents term %d. This writer does not lead; it must "
-                  "acquire the Lease and stamp with the new term.",
-                  (int)j->presented.term);
+  if (j->by_identity) {
+    lf__sbuf_printf(&b, ". This writer does not lead; it must acquire the Lease first.");
+  } else {
+    lf__sbuf_printf(&b,
+                    ", and the stamp presents term %d. This writer does not lead; it must "
+                    "acquire the Lease and stamp with the new term.",
+                    (int)j->presented.term);
+  }
   j->out->retry_live = true;
   return DECIDED;
 }
@@ -724,7 +822,7 @@ static int r_released(judge *j) {
 static int r_term(judge *j) {
   const lf_stamp *s = &j->presented;
   lf__sbuf b;
-  if (!is_controller(j) || s->term == j->lease->transitions) {
+  if (!is_stamped(j) || s->term == j->lease->transitions) {
     return NEXT;
   }
   bool stale = s->term < j->lease->transitions;
@@ -753,7 +851,7 @@ static int r_term(judge *j) {
 static int r_holder(judge *j) {
   const lf_stamp *s = &j->presented;
   lf__sbuf b;
-  if (!is_controller(j) || lf_stamp_names_holder(s, j->lease->holder)) {
+  if (!is_stamped(j) || lf_stamp_names_holder(s, j->lease->holder)) {
     return NEXT;
   }
   begin(&b, j, false, LF_R_NOT_HOLDER);
@@ -835,7 +933,7 @@ static int r_expiry(judge *j) {
  * a fresher Lease cannot reverse it. */
 static int r_older_term(judge *j) {
   lf__sbuf b;
-  if (!is_controller(j) || j->req->op == LF_OP_DELETE || !j->has_stored ||
+  if (!is_stamped(j) || j->req->op == LF_OP_DELETE || !j->has_stored ||
       strcmp(j->stored.lease_uid, j->presented.lease_uid) != 0 ||
       j->stored.term <= j->presented.term) {
     return NEXT;
@@ -857,7 +955,7 @@ static int r_older_term(judge *j) {
  * tenure came last shows only a Lease read made after the request arrived. */
 static int r_other_tenure(judge *j) {
   lf__sbuf b;
-  if (!is_controller(j) || j->req->op == LF_OP_DELETE || !j->has_stored ||
+  if (!is_stamped(j) || j->req->op == LF_OP_DELETE || !j->has_stored ||
       strcmp(j->stored.lease_uid, j->presented.lease_uid) != 0 ||
       j->stored.term != j->presented.term || lf_stamp_same_tenure(&j->stored, &j->presented) ||
       (j->view != NULL && j->view->live)) {
@@ -882,7 +980,7 @@ static int r_stamp_annotation(judge *j) {
   lf_stamp s;
   lf_error err;
   lf__sbuf b;
-  if (!is_controller(j) || j->subresource || j->req->op == LF_OP_DELETE) {
+  if (!is_stamped(j) || j->subresource || j->req->op == LF_OP_DELETE) {
     return NEXT;
   }
   if (text == NULL) {
@@ -909,13 +1007,47 @@ static int r_stamp_annotation(judge *j) {
   return NEXT;
 }
 
+/* Section 7: the requester is a pod of the Lease's namespace, and the
+ * holder is that pod's identity or, for hostNetwork, its node's. */
+static bool pod_is_holder(const judge *j) {
+  const lf_request *req = j->req;
+  char ns[LF_NAMESPACE_MAX + 1];
+  return req->pod_name != NULL && service_account_ns(req->username, ns, sizeof(ns)) &&
+         strcmp(ns, j->lease->ref.ns) == 0 &&
+         (holder_on_host(j->lease->holder, req->pod_name) ||
+          (req->node_name != NULL && holder_on_host(j->lease->holder, req->node_name)));
+}
+
+/* Begins an IdentityMismatch denial, up to "may write;"; the caller ends
+ * it. */
+static void deny_identity_mismatch(lf__sbuf *b, judge *j) {
+  const lf_request *req = j->req;
+  char ns[LF_NAMESPACE_MAX + 1];
+  begin(b, j, false, LF_R_IDENTITY_MISMATCH);
+  lf__sbuf_printf(b, "the request comes from pod ");
+  lf__sbuf_quote(b, req->pod_name != NULL ? req->pod_name : "", QUOTE_MAX);
+  if (service_account_ns(req->username, ns, sizeof(ns))) {
+    lf__sbuf_printf(b, " of namespace %s", ns);
+  } else {
+    lf__sbuf_printf(b, " of no service account's namespace");
+  }
+  if (req->node_name != NULL) {
+    lf__sbuf_printf(b, " on node ");
+    lf__sbuf_quote(b, req->node_name, QUOTE_MAX);
+  }
+  lf__sbuf_printf(b, ", but ");
+  lease_state(b, j);
+  lf__sbuf_printf(b,
+                  ". Only the holder's pod (or, for hostNetwork, a pod on the holder's node), "
+                  "in the Lease's namespace, may write%s;",
+                  j->by_identity ? " without a stamp" : "");
+}
+
 /* Rule 21 (G4, section 7). */
 static int r_identity(judge *j) {
   const lf_request *req = j->req;
-  char ns[LF_NAMESPACE_MAX + 1] = "";
   lf__sbuf b;
-  bool has_ns;
-  if (!is_controller(j) || j->policy->identity == LF_IDENTITY_OFF) {
+  if (!is_stamped(j) || j->policy->identity == LF_IDENTITY_OFF) {
     return NEXT;
   }
   if (req->pod_name == NULL) {
@@ -931,29 +1063,45 @@ static int r_identity(judge *j) {
     lf__sbuf_printf(&b, " carries no pod identity.");
     return DECIDED;
   }
-  has_ns = service_account_ns(req->username, ns, sizeof(ns));
-  if (has_ns && strcmp(ns, j->lease->ref.ns) == 0 &&
-      (holder_on_host(j->lease->holder, req->pod_name) ||
-       (req->node_name != NULL && holder_on_host(j->lease->holder, req->node_name)))) {
+  if (pod_is_holder(j)) {
     return NEXT;
   }
-  begin(&b, j, false, LF_R_IDENTITY_MISMATCH);
-  lf__sbuf_printf(&b, "the request comes from pod ");
-  lf__sbuf_quote(&b, req->pod_name, QUOTE_MAX);
-  if (has_ns) {
-    lf__sbuf_printf(&b, " of namespace %s", ns);
-  } else {
-    lf__sbuf_printf(&b, " of no service account's namespace");
+  deny_identity_mismatch(&b, j);
+  lf__sbuf_printf(&b, " a stale leader that presents another writer's stamp is stopped here.");
+  return DECIDED;
+}
+
+/* Identity fencing: a holder identity that cannot name a pod or a node
+ * (client-go's example takes a bare UUID as -id) binds no requester. */
+static int r_holder_bindable(judge *j) {
+  lf__sbuf b;
+  if (!j->by_identity || holder_bindable(j->lease->holder)) {
+    return NEXT;
   }
-  if (req->node_name != NULL) {
-    lf__sbuf_printf(&b, " on node ");
-    lf__sbuf_quote(&b, req->node_name, QUOTE_MAX);
-  }
-  lf__sbuf_printf(&b, ", but ");
+  begin(&b, j, false, LF_R_UNBOUND_HOLDER);
+  lf__sbuf_printf(&b, "the object is fenced by identity, but ");
   lease_state(&b, j);
-  lf__sbuf_printf(&b, ". Only the holder's pod (or, for hostNetwork, a pod on the holder's node), "
-                      "in the Lease's namespace, may write; a stale leader that presents another "
-                      "writer's stamp is stopped here.");
+  lf__sbuf_printf(&b, ", and that holder identity names no pod or node: identity fencing needs "
+                      "the holder to be <pod>, <pod>_<suffix>, <node> or <node>_<suffix> (not a "
+                      "bare UUID). Give the controller its pod's name as its leader-election "
+                      "identity (controller-runtime and kube-controller-manager do by default; "
+                      "otherwise the downward API's metadata.name), or stamp its writes per "
+                      "request, or protect the object with \"stamp:\".");
+  j->out->retry_live = true;
+  return DECIDED;
+}
+
+/* Identity fencing: the requester's pod (or node) is the holder. A fresher
+ * read of the Lease may show this pod has just taken it over. */
+static int r_holder_pod(judge *j) {
+  lf__sbuf b;
+  if (!j->by_identity || pod_is_holder(j)) {
+    return NEXT;
+  }
+  deny_identity_mismatch(&b, j);
+  lf__sbuf_printf(&b, " this pod does not lead and must stop writing.");
+  tool_hint(&b, j);
+  j->out->retry_live = true;
   return DECIDED;
 }
 
@@ -1033,10 +1181,14 @@ static const rule rules[] = {
     {"missing-stamp", FIRST, r_missing_stamp},
     {"malformed-stamp", FIRST, r_malformed_stamp},
     {"controller-subresource", FIRST, r_controller_subresource},
+    {"identity-pod", FIRST, r_identity_pod},
+    {"identity-stamp", FIRST, r_identity_stamp},
     {"lease-read", SETUP, r_lease_read},
     {"deleting-unled", 0, r_deleting_unled},
     {"lease-uid", 0, r_lease_uid},
     {"released", 0, r_released},
+    {"holder-bindable", 0, r_holder_bindable},
+    {"holder-pod", 0, r_holder_pod},
     {"term", 0, r_term},
     {"holder", 0, r_holder},
     {"expiry", 0, r_expiry},
@@ -1111,6 +1263,15 @@ static void admit(judge *j) {
     return;
   }
   begin(&b, j, true, LF_R_CURRENT);
+  if (j->by_identity) {
+    lf__sbuf_printf(&b, "fenced by identity, the request comes from the holder's %s: ",
+                    j->req->pod_name != NULL && holder_on_host(j->lease->holder, j->req->pod_name)
+                        ? "pod"
+                        : "node");
+    lease_state(&b, j);
+    lf__sbuf_printf(&b, ".");
+    return;
+  }
   lf__sbuf_printf(&b, "the stamp is current: ");
   lease_state(&b, j);
   lf__sbuf_printf(&b, ".");

@@ -52,6 +52,48 @@ int lf_lease_ref_parse(const char *text, size_t len, const char *object_ns, lf_l
   return LF_OK;
 }
 
+const char *lf_fencing_name(lf_fencing fencing) {
+  return fencing == LF_FENCING_IDENTITY ? "identity" : "stamp";
+}
+
+/* No Lease namespace or name holds a ':', so one in the annotation ends a
+ * mode prefix. */
+int lf_protection_parse(const char *text, size_t len, const char *object_ns,
+                        lf_fencing default_fencing, lf_lease_ref *ref, lf_fencing *fencing,
+                        lf_error *err) {
+  static const char stamp_prefix[] = "stamp:";
+  static const char identity_prefix[] = "identity:";
+  lf_fencing mode = default_fencing;
+  const char *colon = NULL;
+  lf_lease_ref parsed;
+  int rc;
+
+  if (text != NULL && len <= LF_ANNOTATION_MAX) {
+    colon = memchr(text, ':', len);
+  }
+  if (colon != NULL) {
+    size_t n = (size_t)(colon - text) + 1;
+    if (n == sizeof(stamp_prefix) - 1 && memcmp(text, stamp_prefix, n) == 0) {
+      mode = LF_FENCING_STAMP;
+    } else if (n == sizeof(identity_prefix) - 1 && memcmp(text, identity_prefix, n) == 0) {
+      mode = LF_FENCING_IDENTITY;
+    } else {
+      return lf__fail(err, LF_EINVAL,
+                      "the " LF_ANNOTATION_LEASE " annotation must be [stamp:|identity:]<name> "
+                      "or [stamp:|identity:]<namespace>/<name>; what precedes its ':' is not a "
+                      "fencing mode");
+    }
+    text += n;
+    len -= n;
+  }
+  rc = lf_lease_ref_parse(text, len, object_ns, &parsed, err);
+  if (rc == LF_OK) {
+    *ref = parsed;
+    *fencing = mode;
+  }
+  return rc;
+}
+
 /* Copies the string member `key` of `obj` into dst[size]. Absent or null
  * gives "" when `required` is false. */
 static int get_string(const json_t *obj, const char *key, bool required, char *dst, size_t size,

@@ -277,6 +277,7 @@ static void test_reason_names_stable(void **state) {
   assert_string_equal(lf_reason_name(LF_R_NOT_PROTECTED), "NotProtected");
   assert_string_equal(lf_reason_name(LF_R_STALE_TERM), "StaleTerm");
   assert_string_equal(lf_reason_name(LF_R_IDENTITY_MISMATCH), "IdentityMismatch");
+  assert_string_equal(lf_reason_name(LF_R_UNBOUND_HOLDER), "UnboundHolder");
   assert_string_equal(lf_reason_name(LF_R_COUNT), "Unknown");
   for (int r = 0; r < LF_R_COUNT; r++) {
     assert_non_null(lf_reason_name((lf_reason)r));
@@ -289,6 +290,7 @@ static void test_policy_defaults(void **state) {
   lf_policy p;
   lf_policy_init(&p);
   assert_int_equal(p.identity, LF_IDENTITY_WHEN_PRESENT);
+  assert_int_equal(p.default_fencing, LF_FENCING_STAMP);
   assert_int_equal(p.skew_us, 2000000);
   assert_false(p.admit_when_unavailable);
   assert_false(p.deny_unstamped);

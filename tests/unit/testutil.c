@@ -35,6 +35,11 @@ void lft_policy_from_json(lft_policy *p, const json_t *policy) {
                          : strcmp(s, "required") == 0 ? LF_IDENTITY_REQUIRED
                                                       : LF_IDENTITY_WHEN_PRESENT;
   }
+  v = json_object_get(policy, "default_fencing");
+  if (v != NULL) {
+    p->policy.default_fencing =
+        strcmp(json_string_value(v), "identity") == 0 ? LF_FENCING_IDENTITY : LF_FENCING_STAMP;
+  }
   v = json_object_get(policy, "skew_seconds");
   if (v != NULL) {
     p->policy.skew_us = (int64_t)(json_number_value(v) * 1e6);

@@ -673,6 +673,115 @@ case("limit: a plain token copying the stored stamp into its per-request stamp i
      req=request(new=obj(stamp_ann=stamp(term=4, holder=B)), old=obj(stamp_ann=stamp(term=4, holder=B)),
                  fm=stamp(term=4, holder=B), pod=None), **STALE)
 
+# --- identity fencing (section 7a) ------------------------------------------------
+IDN = "identity:ctrl"
+UUID_HOLDER = "3f2c1a9e-5b7d-4c1e-9a2b-0c4d5e6f7a8b"
+TAKEN = {"lease_obj": lease(holder=B, term=4)}
+PERSON = {"user": "alice", "groups": ["system:authenticated"], "pod": None}
+
+
+def iobj(stamp_ann=None, lease_ann=IDN, **kw):
+    return obj(lease_ann=lease_ann, stamp_ann=stamp_ann, **kw)
+
+
+def ireq(op="UPDATE", new=None, old=None, fm=None, **kw):
+    return request(op=op, new=new if new is not None else iobj(), old=old if old is not None else iobj(),
+                   fm=fm, **kw)
+
+
+def istatus(**kw):
+    return ireq(sub="status", new=iobj(kind="Widget"), old=iobj(kind="Widget"), resource="widgets",
+                kind="Widget", group="test.leasefence.io", **kw)
+
+
+case("identity: the holder's pod writes without a stamp", True, "Current", req=ireq(),
+     contains=["fenced by identity", "holder's pod", "ctrl-a_", "term 3"], retry_live=False,
+     writer="controller", lease_ref="default/ctrl", disclosed=True)
+case("identity: the holder's pod creates", True, "Current", req=ireq(op="CREATE"))
+case("identity: the holder's pod writes /status", True, "Current", req=istatus())
+case("identity: the holder's pod deletes an object stamped in an older term", True, "Current",
+     req=ireq(op="DELETE", old=iobj(stamp(term=2))))
+case("identity: the holder's pod carries an older stored stamp forward", True, "Current",
+     req=ireq(new=iobj(stamp(term=2)), old=iobj(stamp(term=2))))
+case("identity: the holder's pod removes the stored stamp", True, "Current",
+     req=ireq(new=iobj(), old=iobj(stamp())))
+case("identity: holder named by the pod alone", True, "Current", lease_obj=lease(holder="ctrl-a"), req=ireq())
+case("identity by default (--default-fencing=identity)", True, "Current",
+     req=request(new=obj(), old=obj(), fm=None), policy={"default_fencing": "identity"})
+case("identity: hostNetwork holder, a pod on the holder's node", True, "Current",
+     req=ireq(pod="ctrl-x", node="node-1"), lease_obj=lease(holder="node-1_5b0b"), contains=["holder's node"])
+case("identity: stale pod after a takeover", False, "IdentityMismatch", req=ireq(), **TAKEN,
+     contains=["ctrl-a", "ctrl-b_", "term 4", "without a stamp", "does not lead"], retry_live=True)
+case("identity: stale pod writes /status", False, "IdentityMismatch", req=istatus(), **TAKEN)
+case("identity: stale pod deletes", False, "IdentityMismatch",
+     req=ireq(op="DELETE", old=iobj(stamp(term=4, holder=B))), **TAKEN)
+case("identity: stale pod creates", False, "IdentityMismatch", req=ireq(op="CREATE"), **TAKEN)
+case("identity: hostNetwork holder, a pod on another node", False, "IdentityMismatch",
+     req=ireq(pod="ctrl-x", node="node-2"), lease_obj=lease(holder="node-1_5b0b"))
+case("identity: a pod of the holder's name in another namespace (strict mode)", False, "IdentityMismatch",
+     req=ireq(user="system:serviceaccount:other:ctrl"), policy={"unstamped_writes": "deny"},
+     contains=["namespace other"])
+case("identity: a tool in a pod of the Lease's namespace", False, "IdentityMismatch",
+     req=ireq(user="system:serviceaccount:default:reloader", pod="reloader-7d9f8-x2k4q"),
+     contains=["reloader-7d9f8-x2k4q", "exempt group"])
+case("identity: Lease in another namespace, its holder not shown", False, "IdentityMismatch",
+     req=ireq(new=iobj(lease_ann="identity:other/ctrl"), old=iobj(lease_ann="identity:other/ctrl"),
+              user="system:serviceaccount:other:ctrl", pod="ctrl-x"),
+     lease_obj=lease(ns="other"), excludes=["ctrl-a_"], contains=["not shown"], disclosed=False)
+case("identity: no pod identity", False, "IdentityRequired", req=ireq(pod=None),
+     contains=["no pod identity", "projected", "fieldManager=lf1:", "exempt group"])
+case("identity: no pod identity, Lease unavailable and failing open", False, "IdentityRequired",
+     req=ireq(pod=None), lease_obj=None, status="unavailable", policy={"admit_when_unavailable": True})
+case("identity: a person in strict mode", False, "IdentityRequired", req=ireq(**PERSON),
+     policy={"unstamped_writes": "deny"}, excludes=["exempt group"])
+case("identity: holder is a bare UUID (client-go example -id)", False, "UnboundHolder", req=ireq(),
+     lease_obj=lease(holder=UUID_HOLDER), contains=[UUID_HOLDER, "names no pod or node", "downward API"],
+     retry_live=True)
+case("identity: holder a pod name cannot hold", False, "UnboundHolder", req=ireq(),
+     lease_obj=lease(holder="Ctrl A (pid 7)"))
+case("identity: holder's hostname part a UUID", False, "UnboundHolder", req=ireq(pod=UUID_HOLDER),
+     lease_obj=lease(holder=UUID_HOLDER + "_1"))
+case("identity: Lease expired", False, "LeaseExpired", req=ireq(), now=20, retry_live=True)
+case("identity: holder's clock ahead", False, "ClockSkew", req=ireq(), now=-10)
+case("identity: Lease released", False, "LeaseReleased", req=ireq(), lease_obj=lease(holder=""),
+     contains=["acquire the Lease first"], excludes=["stamp presents"])
+case("identity: Lease does not exist", False, "LeaseNotFound", req=ireq(), lease_obj=None, status="not_found")
+case("identity: finalizer removed while nobody leads", True, "Unguarded",
+     req=ireq(new=iobj(deleting=True), old=iobj(deleting=True), pod="ctrl-x"), now=20)
+case("identity: the holder's pod stores a stamp of its own", False, "StampChange",
+     req=ireq(new=iobj(stamp(term=9)), old=iobj(stamp())), contains=["no per-request stamp"])
+case("identity: a stamped write is judged by its stamp (stale)", False, "StaleTerm",
+     req=ireq(new=iobj(stamp(term=2)), old=iobj(stamp(term=2)), fm=stamp(term=2)))
+case("identity: a stamped write is judged by its stamp (current)", True, "Current",
+     req=ireq(new=iobj(stamp()), old=iobj(stamp(term=2)), fm=stamp()), contains=["the stamp is current"])
+case("identity: the stale pod copies the new leader's stamp", False, "IdentityMismatch",
+     req=ireq(new=iobj(stamp(term=4, holder=B)), old=iobj(stamp(term=4, holder=B)), fm=stamp(term=4, holder=B)),
+     **TAKEN)
+case("identity: a stale stamped delete of an object fenced by identity", False, "IdentityMismatch",
+     req=ireq(op="DELETE", old=iobj(stamp(term=3))), **TAKEN)
+case("identity: a person edits the object", True, "OtherWriter", req=ireq(**PERSON), writer="other")
+case("identity: a tool in a pod of another namespace", True, "OtherWriter",
+     req=ireq(user="system:serviceaccount:argocd:argocd-application-controller", pod="argocd-0"))
+case("identity: Kubernetes' deployment controller writes /status", True, "Exempt",
+     req=ireq(sub="status", user=ksa("deployment-controller"), pod=None, new=iobj(kind="Deployment"),
+              old=iobj(kind="Deployment"), resource="deployments", kind="Deployment", group="apps"), **TAKEN)
+case("identity: a person switches the object to identity while the controller leads", False,
+     "ProtectionChange", req=request(new=obj(lease_ann=IDN), old=obj(), fm=None, **PERSON))
+case("identity: the stamped controller switches the object to identity", True, "Current",
+     req=request(new=obj(lease_ann=IDN, stamp_ann=stamp()), old=obj(stamp_ann=stamp())))
+case("identity: the holder's pod switches the object back to stamps", True, "Current",
+     req=ireq(new=obj(lease_ann="stamp:ctrl")))
+case("identity: a stale pod cannot shed identity fencing", False, "IdentityMismatch",
+     req=ireq(new=obj(lease_ann=None)), **TAKEN)
+case("identity: an unstamped write cannot switch a stamped object to identity", False, "MissingStamp",
+     req=request(new=iobj(stamp()), old=obj(stamp_ann=stamp()), fm=None))
+case("identity: a mode the protocol does not know", False, "MalformedProtection",
+     req=request(new=obj(lease_ann="ident:ctrl"), old=obj(lease_ann="ident:ctrl"), fm=None),
+     contains=["fencing mode"])
+case("--default-fencing=identity: an object that asks for stamps", False, "MissingStamp",
+     req=request(new=obj(lease_ann="stamp:ctrl"), old=obj(lease_ann="stamp:ctrl"), fm=None),
+     policy={"default_fencing": "identity"})
+
 # --- reviews that are not valid ----------------------------------------------------
 bad = request()
 bad["userInfo"]["extra"]["authentication.kubernetes.io/pod-name"] = ["a", "b"]

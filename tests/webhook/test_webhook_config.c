@@ -52,6 +52,7 @@ static void test_defaults(void **state) {
   assert_int_equal(cfg.shutdown_timeout_us, 10000000);
   assert_int_equal(cfg.mode, LFW_MODE_DENY);
   assert_int_equal(cfg.policy.identity, LF_IDENTITY_WHEN_PRESENT);
+  assert_int_equal(cfg.policy.default_fencing, LF_FENCING_STAMP);
   assert_int_equal(cfg.policy.skew_us, 2000000);
   assert_false(cfg.policy.admit_when_unavailable);
   assert_true(cfg.policy.n_exempt_users > 0); /* The library's defaults. */
@@ -66,15 +67,16 @@ static void test_values(void **state) {
 
   (void)state;
   assert_int_equal(parse(&cfg, err, sizeof err, REQ, "--port", "9443", "--mode=warn",
-                         "--identity-binding=required", "--clock-skew-tolerance=1m30s",
-                         "--on-lease-unavailable=admit", "--exempt-user", "alice",
-                         "--exempt-user=bob", "--exempt-group=ops", "--max-request-bytes=1Mi",
-                         "--tls-min-version=1.3", "-v2", "--shutdown-timeout=500ms", "--threads=3",
-                         NULL),
+                         "--identity-binding=required", "--default-fencing=identity",
+                         "--clock-skew-tolerance=1m30s", "--on-lease-unavailable=admit",
+                         "--exempt-user", "alice", "--exempt-user=bob", "--exempt-group=ops",
+                         "--max-request-bytes=1Mi", "--tls-min-version=1.3", "-v2",
+                         "--shutdown-timeout=500ms", "--threads=3", NULL),
                    LFW_CONFIG_RUN);
   assert_int_equal(cfg.port, 9443);
   assert_int_equal(cfg.mode, LFW_MODE_WARN);
   assert_int_equal(cfg.policy.identity, LF_IDENTITY_REQUIRED);
+  assert_int_equal(cfg.policy.default_fencing, LF_FENCING_IDENTITY);
   assert_int_equal(cfg.policy.skew_us, 90000000);
   assert_true(cfg.policy.admit_when_unavailable);
   /* Given exempt users add to the built-in ones (which come first). */
@@ -95,6 +97,9 @@ static void test_values(void **state) {
   assert_true(cfg.policy.deny_unstamped);
   assert_int_equal(parse(&cfg, err, sizeof err, REQ, "--unstamped-writes=maybe", NULL),
                    LFW_CONFIG_ERROR);
+  assert_int_equal(parse(&cfg, err, sizeof err, REQ, "--default-fencing=pod", NULL),
+                   LFW_CONFIG_ERROR);
+  assert_non_null(strstr(err, "not stamp or identity"));
   assert_int_equal(
       parse(&cfg, err, sizeof err, REQ, "--no-default-exempt", "--exempt-user=bob", NULL),
       LFW_CONFIG_RUN);

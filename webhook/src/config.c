@@ -50,6 +50,7 @@ typedef enum flag_id {
   F_LEASE_TIMEOUT,
   F_CERT_POLL,
   F_IDENTITY,
+  F_DEFAULT_FENCING,
   F_SKEW,
   F_UNAVAILABLE,
   F_UNSTAMPED,
@@ -129,6 +130,11 @@ static const flag flags[] = {
      "how often the certificate files are checked for a change"},
     {F_IDENTITY, "identity-binding", "off|when-present|required", "when-present",
      "check the requester's pod against the Lease holder"},
+    {F_DEFAULT_FENCING, "default-fencing", "stamp|identity", "stamp",
+     "how objects whose leasefence.io/lease names no mode are fenced: stamp = the guarded "
+     "controller's writes carry a per-request stamp; identity = its writes without one are "
+     "admitted from the Lease holder's pod (protocol section 7a); an annotation "
+     "\"stamp:<lease>\" or \"identity:<lease>\" overrides it"},
     {F_SKEW, "clock-skew-tolerance", "DURATION", "2s",
      "clock skew tolerated between Lease holders and the webhook"},
     {F_UNAVAILABLE, "on-lease-unavailable", "deny|admit", "deny",
@@ -444,6 +450,14 @@ static int set_flag(lfw_config *cfg, const flag *f, const char *val, char *err, 
     else
       return fail(err, err_size, "--identity-binding: \"%s\" is not off, when-present or required",
                   val);
+    break;
+  case F_DEFAULT_FENCING:
+    if (strcmp(val, "stamp") == 0)
+      cfg->policy.default_fencing = LF_FENCING_STAMP;
+    else if (strcmp(val, "identity") == 0)
+      cfg->policy.default_fencing = LF_FENCING_IDENTITY;
+    else
+      return fail(err, err_size, "--default-fencing: \"%s\" is not stamp or identity", val);
     break;
   case F_UNAVAILABLE:
     if (strcmp(val, "deny") == 0)

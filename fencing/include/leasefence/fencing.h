@@ -59,7 +59,9 @@ typedef struct lf_error {
 /* Names and bounds of the protocol (docs/protocol.md)                       */
 
 /* Marks an object as protected and names its guarding Lease:
- * "<name>" (the object's own namespace) or "<namespace>/<name>". */
+ * "<name>" (the object's own namespace) or "<namespace>/<name>", optionally
+ * after "stamp:" or "identity:", how the guarded controller's writes are
+ * fenced (lf_fencing; docs/protocol.md, sections 2 and 7a). */
 #define LF_ANNOTATION_LEASE "leasefence.io/lease"
 /* The stamp of the write, on the object itself. */
 #define LF_ANNOTATION_STAMP "leasefence.io/stamp"
@@ -158,6 +160,29 @@ typedef struct lf_lease_ref {
 LF_EXPORT int lf_lease_ref_parse(const char *text, size_t len, const char *object_ns,
                                  lf_lease_ref *out, lf_error *err);
 
+/* How the guarded controller's writes to a protected object are fenced
+ * (docs/protocol.md, section 7a). */
+typedef enum lf_fencing {
+  /* Every write presents a per-request stamp (G1-G4). */
+  LF_FENCING_STAMP = 0,
+  /* A write without a per-request stamp is admitted when the requester's pod
+   * (or, for hostNetwork holders, its node) is the Lease's holder and the
+   * Lease has not expired; a per-request stamp, when sent, is judged as in
+   * LF_FENCING_STAMP. */
+  LF_FENCING_IDENTITY,
+} lf_fencing;
+
+/* "stamp" or "identity". Static storage. */
+LF_EXPORT const char *lf_fencing_name(lf_fencing fencing);
+
+/* Parses a protection annotation value of `len` bytes,
+ * "[stamp:|identity:]<lease>", where <lease> is as for lf_lease_ref_parse.
+ * `*fencing` is the mode it names, or `default_fencing` when it names none.
+ * Outputs are written only on success. */
+LF_EXPORT int lf_protection_parse(const char *text, size_t len, const char *object_ns,
+                                  lf_fencing default_fencing, lf_lease_ref *ref,
+                                  lf_fencing *fencing, lf_error *err);
+
 /* The parts of a coordination.k8s.io/v1 Lease that fencing uses. */
 typedef struct lf_lease {
   lf_lease_ref ref;
@@ -247,6 +272,9 @@ typedef enum lf_identity_mode {
  * arrays are borrowed and must outlive every lf_decide() call using them. */
 typedef struct lf_policy {
   lf_identity_mode identity;
+  /* How objects whose protection names no mode are fenced
+   * (--default-fencing). */
+  lf_fencing default_fencing;
   int64_t skew_us;             /* Clock skew tolerated, default 2 s. */
   bool admit_when_unavailable; /* Fail open when the Lease cannot be read. */
   /* Strict mode: every writer that is not exempt is judged as the guarded
@@ -258,7 +286,7 @@ typedef struct lf_policy {
   size_t n_exempt_groups;
 } lf_policy;
 
-/* Sets the defaults: identity when present, 2 s skew, fail closed, not
+/* Sets the defaults: identity when present, stamp fencing, 2 s skew, fail closed, not
  * strict, and Kubernetes' own control plane exempt (every controller service
  * account of kube-controller-manager, system:kube-controller-manager,
  * system:kube-scheduler; docs/protocol.md, section 5.1). */
@@ -292,6 +320,7 @@ typedef enum lf_reason {
   LF_R_OTHER_LEASE,       /* The stamp names another Lease uid (not known to be re-created). */
   LF_R_PROTECTION_CHANGE, /* The protection may not be changed by this write now. */
   LF_R_STAMP_CHANGE,      /* The stored stamp may not be changed so by this write. */
+  LF_R_UNBOUND_HOLDER,    /* Identity fencing: the Lease's holder names no pod or node. */
   LF_R_COUNT
 } lf_reason;
 
@@ -349,7 +378,11 @@ typedef struct lf_decision {
    * again; a quorum read started after the request arrived need not. Never
    * set on an admission. */
   bool retry_live;
-  lf_writer writer; /* The requester's class. */
+  lf_writer writer;   /* The requester's class. */
+  lf_fencing fencing; /* How the guarding protection fences, when protected_. */
+  /* A write of the controller's writers judged by identity alone (no
+   * per-request stamp, identity fencing). */
+  bool by_identity;
   /* The message shows the Lease's state, so the caller may show it too (the
    * audit annotations lease-holder and lease-term). */
   bool lease_disclosed;
