@@ -17,6 +17,7 @@ PACKAGES=(
   clang libclang-rt-14-dev            # libFuzzer harnesses, sanitizers
   clang-format                        # the C layout CI checks (.clang-format)
   valgrind                            # leak checks
+  spin                                # the protocol's model check (tests/model)
   wrk nghttp2-client                  # benchmarks
   curl jq openssl procps psmisc iproute2
 )
