@@ -44,7 +44,11 @@ maxdepth=${LF_MODEL_DEPTH:-500000}
 # The bounded runs are small: an unoptimised verifier builds in a fraction
 # of the time and runs them about as fast. The deep runs are optimised.
 copt=-O0
-[ "$deep" = 1 ] && copt=-O2
+cflags=
+if [ "$deep" = 1 ]; then
+  copt=-O2
+  cflags=-DCOLLAPSE # compressed state vectors: more states in memory
+fi
 
 failed=0
 printf '%-26s %-24s %12s %8s %9s %8s\n' run outcome states depth MiB seconds
@@ -63,7 +67,7 @@ run() {
   mkdir -p "$d"
   cp "$model" "$d/leasefence.pml"
   if ! (cd "$d" && spin -a "$@" leasefence.pml >spin.log 2>&1 &&
-        gcc -w "$copt" -DSAFETY -DNOFAIR -DMEMLIM="$memlim" -o pan pan.c >>spin.log 2>&1); then
+        gcc -w "$copt" $cflags -DSAFETY -DNOFAIR -DMEMLIM="$memlim" -o pan pan.c >>spin.log 2>&1); then
     echo "$name: could not build the verifier:" >&2
     cat "$d/spin.log" >&2
     failed=$((failed + 1))
@@ -128,13 +132,13 @@ if [ "$deep" = 0 ]; then
   run limit-cached-g6        G6       -DCACHED -DSKIP_NA_READ -DMAXTEN=3 -DMAXUID=1
   run limit-cached-order     NA-order -DCACHED -DSKIP_NA_READ -DSKIP_G6 -DMAXTEN=3 -DMAXUID=1
 else
-  run deep-strong            holds -DMAXTEN=4 -DMAXUID=2
+  run deep-strong            holds -DMAXTEN=4 -DMAXUID=2 -DMAXOTHER=1
   run deep-strong-3          holds -DNE=3 -DMAXTEN=4 -DMAXUID=1 -DMAXOTHER=1
-  run deep-coordinated       holds -DCOORDINATED -DMAXTEN=4 -DMAXUID=2 -DMAXOTHER=1
-  run deep-coordinated-3     holds -DCOORDINATED -DNE=3 -DMAXTEN=4 -DMAXUID=1 -DMAXOTHER=1
-  run deep-strong-without-g2 holds -DNO_G2 -DMAXTEN=4 -DMAXUID=2
-  run deep-fail-open-g2      holds -DFAIL_OPEN -DSKIP_G6 -DSKIP_NA_ORDER -DMAXTEN=4 -DMAXUID=2
-  run deep-cached            holds -DCACHED -DSKIP_NA_READ -DSKIP_G6 -DOTHERS_KEEP_STAMP -DMAXTEN=4 -DMAXUID=2 -DMAXOTHER=1
+  run deep-coordinated       holds -DCOORDINATED -DMAXTEN=4 -DMAXUID=1 -DMAXOTHER=1
+  run deep-coordinated-3     holds -DCOORDINATED -DNE=3 -DMAXTEN=3 -DMAXUID=1 -DNO_OTHERS
+  run deep-strong-without-g2 holds -DNO_G2 -DMAXTEN=4 -DMAXUID=2 -DMAXOTHER=1
+  run deep-fail-open-g2      holds -DFAIL_OPEN -DSKIP_G6 -DSKIP_NA_ORDER -DMAXTEN=4 -DMAXUID=2 -DNO_OTHERS
+  run deep-cached            holds -DCACHED -DSKIP_NA_READ -DSKIP_G6 -DOTHERS_KEEP_STAMP -DMAXTEN=4 -DMAXUID=1 -DMAXOTHER=1
 fi
 
 [ "$failed" -eq 0 ] || { echo "check.sh: $failed run(s) did not give the expected outcome" >&2; exit 1; }
