@@ -622,6 +622,8 @@ static void test_vectors_https(void **state) {
     lf_error err;
     char path[1024];
     struct timespec ts;
+    int64_t written_us = 0;
+    int attempt = 0;
 
     /* Cases of another policy, or of a cached Lease read, describe what
      * this server (default policy, file source) does not do. */
@@ -637,6 +639,7 @@ static void test_vectors_https(void **state) {
         json_decref(review);
         continue;
       }
+    again:
       /* Put the case's Lease where the file source looks for it. */
       lf_policy_init(&policy);
       assert_int_equal(lf_request_from_review(review, &req, &err), LF_OK);
@@ -651,6 +654,7 @@ static void test_vectors_https(void **state) {
 
           clock_gettime(CLOCK_REALTIME, &ts);
           now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+          written_us = now_us;
           shift_time(spec, "renewTime", now_us - vnow);
           shift_time(spec, "acquireTime", now_us - vnow);
           write_lease(ref.ns, ref.name, lease);
@@ -667,6 +671,19 @@ static void test_vectors_https(void **state) {
     free(body);
     if (r.rc != CURLE_OK)
       fail_msg("case %s: %s", name, curl_easy_strerror(r.rc));
+    /* The decision is the case's only while the server's clock is within
+     * the 5 s checked above of the moment the Lease was written. On a
+     * loaded machine (or under valgrind) an answer can take longer: write
+     * the Lease afresh and ask again, a bounded number of times. */
+    if (written_us != 0) {
+      clock_gettime(CLOCK_REALTIME, &ts);
+      if ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - written_us >= 5000000) {
+        resp_free(&r);
+        if (++attempt >= 5)
+          fail_msg("case %s: every answer took 5 s or more; the case cannot be judged", name);
+        goto again;
+      }
+    }
     if (review_error && r.status == 400) {
       resp_free(&r);
       json_decref(review);
