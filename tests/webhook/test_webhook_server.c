@@ -2023,6 +2023,59 @@ static void test_body_memory_bound(void **state) {
   json_decref(review);
 }
 
+/* A review of a million one-letter strings in a member the scanner keeps
+ * (userInfo.groups, 4.6 MB): parsed, jansson's tree of it would take over
+ * 200 MB. Its parse is charged to the body budget first, so it is refused
+ * with 503 and the server's memory stays where it was; a review is then
+ * served as before. */
+static void test_parse_memory_bound(void **state) {
+  const size_t n = 1150000;
+  const char *head = "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+                     "\"request\":{\"uid\":\"u1\",\"operation\":\"UPDATE\",\"userInfo\":{"
+                     "\"username\":\"x\",\"groups\":[";
+  const char *tail = "]}}}";
+  size_t len = strlen(head) + 4 * n + strlen(tail);
+  char *body = malloc(len + 1);
+  const json_t *c = find_case("not protected");
+  json_t *review = lft_review(json_object_get(c, "request"));
+  char *good = json_dumps(review, JSON_COMPACT);
+  long rss0 = proc_kib(main_srv.pid, "VmRSS");
+  long hwm;
+  char *p;
+  size_t i;
+  CURL *h;
+  http_resp r;
+
+  (void)state;
+  assert_non_null(body);
+  p = body + strlen(head);
+  memcpy(body, head, strlen(head));
+  for (i = 0; i < n; i++) {
+    memcpy(p, i + 1 < n ? "\"a\"," : "\"a\"", 4);
+    p += i + 1 < n ? 4 : 3;
+  }
+  memcpy(p, tail, strlen(tail) + 1);
+  len = strlen(body);
+  h = tls_handle();
+  post_with(h, "/validate", "application/json", body, len, POST_AT_ONCE, &r);
+  curl_easy_cleanup(h);
+  assert_int_equal(r.rc, CURLE_OK);
+  if (r.status != 503 || !lft_contains(r.body, "max-body-memory"))
+    fail_msg("expected 503, got %ld: %.200s", r.status, r.body != NULL ? r.body : "");
+  resp_free(&r);
+  hwm = proc_kib(main_srv.pid, "VmRSS");
+  print_message("RSS %ld KiB before, %ld KiB after a review of %zu one-letter groups\n", rss0, hwm,
+                n);
+  if (!instrumented())
+    assert_true(hwm - rss0 < 48 * 1024);
+  post(good, strlen(good), &r);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  free(good);
+  json_decref(review);
+  free(body);
+}
+
 /* A body one byte over the limit, sent whole without waiting for 100
  * Continue (as Go's client does): the client sees the 413, every time. */
 static void test_too_large_seen(void **state) {
@@ -2301,6 +2354,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_phase_deadlines),
       cmocka_unit_test(test_tls_old_version_alert),
       cmocka_unit_test(test_malformed_content_length),
+      cmocka_unit_test(test_parse_memory_bound),
   };
   const char *v;
   int rc;
