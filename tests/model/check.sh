@@ -104,12 +104,11 @@ run() {
 }
 
 if [ "$deep" = 0 ]; then
-  # The properties hold: client-go electors, strong Lease reads, fail closed.
-  run strong                 holds -DMAXTEN=3 -DMAXUID=1 -DMAXOTHER=1
-  run strong-recreated       holds -DMAXTEN=2 -DMAXUID=2 -DNO_OTHERS
-  run coordinated            holds -DCOORDINATED -DMAXTEN=3 -DMAXUID=1 -DNO_OTHERS
-  # With strong reads G2 is a second line: the run without it holds too.
-  run strong-without-g2      holds -DNO_G2 -DMAXTEN=3 -DMAXUID=1 -DMAXOTHER=1
+  # The properties hold: client-go electors, strong Lease reads, fail
+  # closed. And G2 is a second line there: rules 18-19 never decide.
+  run strong                 holds -DG2_IDLE -DMAXTEN=3 -DMAXUID=1 -DMAXOTHER=1
+  run strong-recreated       holds -DG2_IDLE -DMAXTEN=2 -DMAXUID=2 -DNO_OTHERS
+  run coordinated            holds -DG2_IDLE -DCOORDINATED -DMAXTEN=3 -DMAXUID=1 -DNO_OTHERS
   # Failing open: G1 and NA-read are waived by design; G2 holds. (G6 and
   # NA-order: the limits below.)
   run fail-open-g2           holds -DFAIL_OPEN -DSKIP_G6 -DSKIP_NA_ORDER -DMAXTEN=3 -DMAXUID=2 -DNO_OTHERS
@@ -119,6 +118,7 @@ if [ "$deep" = 0 ]; then
   # Non-vacuity: each defence switched off, spin finds the split brain.
   run no-lease-check         G1       -DNO_LEASE_CHECK -DMAXTEN=3 -DMAXUID=1
   run no-g2-fail-open        G2       -DNO_G2 -DFAIL_OPEN -DSKIP_G6 -DMAXTEN=3 -DMAXUID=1
+  run cached-g2-decides      G2-idle  -DG2_IDLE -DCACHED -DSKIP_NA_READ -DSKIP_G6 -DMAXTEN=3 -DMAXUID=1 -DNO_OTHERS
   run stored-stamp-only      NA-read  -DSTORED_STAMP -DMAXTEN=3 -DMAXUID=1
   run others-unchecked       G6       -DOTHERS_UNCHECKED -DMAXTEN=3 -DMAXUID=1
   # Pod-bound identities alone do not make a carried stamp safe: the same
@@ -132,11 +132,10 @@ if [ "$deep" = 0 ]; then
   run limit-cached-g6        G6       -DCACHED -DSKIP_NA_READ -DMAXTEN=3 -DMAXUID=1
   run limit-cached-order     NA-order -DCACHED -DSKIP_NA_READ -DSKIP_G6 -DMAXTEN=3 -DMAXUID=1
 else
-  run deep-strong            holds -DMAXTEN=4 -DMAXUID=2 -DMAXOTHER=1
-  run deep-strong-3          holds -DNE=3 -DMAXTEN=4 -DMAXUID=1 -DMAXOTHER=1
-  run deep-coordinated       holds -DCOORDINATED -DMAXTEN=4 -DMAXUID=1 -DMAXOTHER=1
-  run deep-coordinated-3     holds -DCOORDINATED -DNE=3 -DMAXTEN=3 -DMAXUID=1 -DNO_OTHERS
-  run deep-strong-without-g2 holds -DNO_G2 -DMAXTEN=4 -DMAXUID=2 -DMAXOTHER=1
+  run deep-strong            holds -DG2_IDLE -DMAXTEN=4 -DMAXUID=2 -DMAXOTHER=1
+  run deep-strong-3          holds -DG2_IDLE -DNE=3 -DMAXTEN=4 -DMAXUID=1 -DMAXOTHER=1
+  run deep-coordinated       holds -DG2_IDLE -DCOORDINATED -DMAXTEN=4 -DMAXUID=1 -DMAXOTHER=1
+  run deep-coordinated-3     holds -DG2_IDLE -DCOORDINATED -DNE=3 -DMAXTEN=3 -DMAXUID=1 -DNO_OTHERS
   run deep-fail-open-g2      holds -DFAIL_OPEN -DSKIP_G6 -DSKIP_NA_ORDER -DMAXTEN=4 -DMAXUID=2 -DNO_OTHERS
   run deep-cached            holds -DCACHED -DSKIP_NA_READ -DSKIP_G6 -DOTHERS_KEEP_STAMP -DMAXTEN=4 -DMAXUID=1 -DMAXOTHER=1
 fi

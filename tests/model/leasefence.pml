@@ -37,6 +37,7 @@
  *   NO_OTHERS       no writer outside the controller
  *   OTHERS_KEEP_STAMP  writers outside the controller never change the stamp
  *   SKIP_G1, SKIP_NA_READ, SKIP_NA_ORDER, SKIP_G6   leave a property out
+ *   G2_IDLE         assert that rules 18-19 never decide
  *   Defences switched off (spin must then find a counterexample):
  *   NO_LEASE_CHECK  the webhook skips the Lease rules (11-17)
  *   NO_G2           the webhook skips rules 18-19 (the stored stamp)
@@ -291,6 +292,17 @@ end:
 }
 #endif
 
+/* G2-idle (-DG2_IDLE): rules 18-19 never decide; with strong reads and
+   failing closed, rules 13-17 have always decided before them. */
+inline g2decided() {
+#ifdef G2_IDLE
+  printf("property G2-idle violated\n");
+  assert(false)
+#else
+  skip
+#endif
+}
+
 /*
  * The webhook's decision, docs/protocol.md section 5.2, on the Lease copy
  * it read (k*; klive: a read that started after the request arrived). In:
@@ -357,14 +369,18 @@ inline decide(kexists, kuid, kholder, kterm, kexp, klive) {
      if /* rule 18 (G2): never below the term stored on the object; needs
            no Lease, so it runs when failing open too */
      :: verdict != 0 && o_ten != 0 && tuid[o_ten] == tuid[s_ten] &&
-        tterm[o_ten] > tterm[s_ten] -> verdict = 0 /* OlderThanObject */
+        tterm[o_ten] > tterm[s_ten] ->
+        verdict = 0; /* OlderThanObject */
+        g2decided()
      :: else -> skip
      fi;
      if /* rule 19 (G2): another holder of the same term stored: only on a
            live read (which came after that write) */
      :: verdict == 1 && o_ten != 0 && tuid[o_ten] == tuid[s_ten] &&
         tterm[o_ten] == tterm[s_ten] && tholder[o_ten] != tholder[s_ten] &&
-        !klive -> verdict = 0; live = 1 /* OlderThanObject */
+        !klive ->
+        verdict = 0; live = 1; /* OlderThanObject */
+        g2decided()
      :: else -> skip
      fi;
 #endif
