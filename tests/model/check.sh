@@ -128,6 +128,9 @@ if [ "$deep" = 0 ]; then
   run limit-aba              NA-read  -DCOORDINATED -DABA -DMAXTEN=3 -DMAXUID=1
   run limit-fail-open-g6     G6       -DFAIL_OPEN -DMAXTEN=3 -DMAXUID=1
   run limit-fail-open-order  NA-order -DFAIL_OPEN -DSKIP_G6 -DMAXTEN=3 -DMAXUID=2 -DNO_OTHERS
+  # Identity fencing without stamps: a pod that lost the Lease and won it
+  # back sends a write of its earlier tenure (docs/protocol.md 7a.1).
+  run limit-identity-fencing NA-read  -DIDENTITY_FENCING -DMAXTEN=3 -DMAXUID=1 -DNO_OTHERS
   run limit-cached-read      NA-read  -DCACHED -DMAXTEN=3 -DMAXUID=1
   run limit-cached-g6        G6       -DCACHED -DSKIP_NA_READ -DMAXTEN=3 -DMAXUID=1
   run limit-cached-order     NA-order -DCACHED -DSKIP_NA_READ -DSKIP_G6 -DMAXTEN=3 -DMAXUID=1

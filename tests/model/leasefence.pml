@@ -38,6 +38,8 @@
  *   OTHERS_KEEP_STAMP  writers outside the controller never change the stamp
  *   SKIP_G1, SKIP_NA_READ, SKIP_NA_ORDER, SKIP_G6   leave a property out
  *   G2_IDLE         assert that rules 18-19 never decide
+ *   IDENTITY_FENCING  the controller's unstamped writes are admitted from
+ *                   the holder's pod (section 7a)
  *   Defences switched off (spin must then find a counterexample):
  *   NO_LEASE_CHECK  the webhook skips the Lease rules (11-17)
  *   NO_G2           the webhook skips rules 18-19 (the stored stamp)
@@ -337,7 +339,17 @@ inline decide(kexists, kuid, kholder, kterm, kexp, klive) {
 #endif
      :: else -> skip /* Unguarded, OtherWriter */
      fi
-  :: o_prot && w != OTHER && !has -> verdict = 0 /* rule 8: MissingStamp */
+  :: o_prot && w != OTHER && !has ->
+#ifdef IDENTITY_FENCING
+     /* identity fencing (docs/protocol.md section 7a): an unstamped write
+        from the holder's pod while the Lease is held and unexpired */
+     if
+     :: avail && kexists && kholder == w && !kexp -> skip
+     :: else -> verdict = 0
+     fi
+#else
+     verdict = 0 /* rule 8: MissingStamp */
+#endif
   :: o_prot && w != OTHER && has ->
      if
      :: !avail ->
@@ -413,7 +425,7 @@ inline admitted(kexists, kuid, kholder, kterm, kexp) {
   :: verdict == 1 && o_prot && w != OTHER ->
 #ifndef SKIP_G1
      if
-     :: !(kexists && kuid == tuid[s_ten] && kholder == tholder[s_ten] &&
+     :: has && !(kexists && kuid == tuid[s_ten] && kholder == tholder[s_ten] &&
           kterm == tterm[s_ten] && !kexp) ->
         printf("property G1 violated\n");
         assert(false)
