@@ -9,10 +9,12 @@ import (
 	"leasefence.io/e2e/harness"
 )
 
-func splitBrain(t *testing.T, ns string) *harness.SplitBrainResult {
+// splitBrain plays harness.SplitBrain in namespace ns, with electorArgs
+// given to both electors.
+func splitBrain(t *testing.T, ns string, electorArgs ...string) *harness.SplitBrainResult {
 	ctx := testCtx(t, 2*time.Minute)
 	r, err := harness.SplitBrain(ctx, harness.SplitBrainOptions{
-		Cluster: cp, ElectorBn: electorBin, Dir: workDir, Namespace: ns,
+		Cluster: cp, ElectorBn: electorBin, Dir: workDir, Namespace: ns, ElectorArgs: electorArgs,
 		Progress: func(s string) { t.Log(s) },
 	})
 	if err != nil {

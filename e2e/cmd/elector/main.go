@@ -83,11 +83,21 @@ func main() {
 		leaseDuration = flag.Duration("lease-duration", 4*time.Second, "leaderelection LeaseDuration")
 		renewDeadline = flag.Duration("renew-deadline", 3*time.Second, "leaderelection RenewDeadline")
 		retryPeriod   = flag.Duration("retry-period", 500*time.Millisecond, "leaderelection RetryPeriod")
-		noStamp       = flag.Bool("no-stamp", false, "write without a stamp (the MissingStamp case)")
+		noStamp       = flag.Bool("no-stamp", false, "write without a stamp, as a controller that calls no helper")
+		fencingMode   = flag.String("fencing", "", "fencing mode the protection annotation names (stamp or identity); empty: none, the webhook's default")
 	)
 	flag.Parse()
 	if *kubeconfig == "" || *namespace == "" || *pod == "" {
 		fmt.Fprintln(os.Stderr, "elector: --kubeconfig, --namespace and --pod are required")
+		os.Exit(2)
+	}
+	protection := *namespace + "/" + *leaseName
+	switch *fencingMode {
+	case "":
+	case "stamp", "identity":
+		protection = *fencingMode + ":" + protection
+	default:
+		fmt.Fprintln(os.Stderr, "elector: --fencing is stamp or identity")
 		os.Exit(2)
 	}
 	// client-go's own logs go to stderr, out of the way of the JSON lines.
@@ -108,7 +118,7 @@ func main() {
 
 	w := &writer{
 		client: client, lock: lock, identity: identity,
-		namespace: *namespace, name: *configMap, lease: *namespace + "/" + *leaseName,
+		namespace: *namespace, name: *configMap, protection: protection,
 		noStamp: *noStamp,
 	}
 
@@ -172,12 +182,13 @@ func fatal(err error) {
 }
 
 type writer struct {
-	client                 kubernetes.Interface
-	lock                   *fencing.Lock
-	identity               string
-	namespace, name, lease string
-	noStamp                bool
-	seq                    atomic.Int64
+	client          kubernetes.Interface
+	lock            *fencing.Lock
+	identity        string
+	namespace, name string
+	protection      string // the value of the protection annotation
+	noStamp         bool
+	seq             atomic.Int64
 
 	mu   sync.Mutex
 	held *fencing.Stamp // the stamp the write loop obtained last, while leading
@@ -244,7 +255,7 @@ func (w *writer) write(ctx context.Context, s fencing.Stamp, trigger string) {
 	if apierrors.IsNotFound(err) {
 		l.Op = "create"
 		obj := &corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Name: w.name, Annotations: map[string]string{"leasefence.io/lease": w.lease}},
+			ObjectMeta: metav1.ObjectMeta{Name: w.name, Annotations: map[string]string{"leasefence.io/lease": w.protection}},
 			Data:       data,
 		}
 		if !w.noStamp {
