@@ -883,7 +883,14 @@ int lf_kube_get_json(lf_kube_client *client, const char *path, const char *accep
   if (rc != LF_OK) {
     goto out;
   }
+  lf_json_watch_begin();
   doc = json_loadb(body, len, 0, &jerr);
+  if (lf_json_watch_failed()) {
+    /* The parse may have lost bytes without saying so (fencing.h). */
+    rc = lf__kube_fail(err, LF_ENOMEM, "%s from %s: out of memory parsing it", what,
+                       client->cfg->server);
+    goto out;
+  }
   if (!json_is_object(doc)) {
     rc = lf__kube_fail(err, LF_EINVAL, "%s from %s: the answer is not a JSON object%s%s", what,
                        client->cfg->server, doc == NULL ? ": " : "", doc == NULL ? jerr.text : "");

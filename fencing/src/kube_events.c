@@ -38,7 +38,13 @@ static bool deliver(lf__kube_events *ev, const char *p, size_t n) {
   if (i == n) {
     return true; /* A blank line carries nothing. */
   }
+  lf_json_watch_begin();
   doc = json_loadb(p, n, 0, &jerr);
+  if (lf_json_watch_failed()) {
+    /* The parse may have lost bytes without saying so (fencing.h). */
+    ev->rc = lf__kube_fail(&ev->err, LF_ENOMEM, "out of memory parsing a watch event");
+    goto out;
+  }
   if (doc == NULL) {
     ev->rc = lf__kube_fail(&ev->err, LF_EINVAL, "watch event is not JSON: %s (line %d column %d)",
                            jerr.text, jerr.line, jerr.column);

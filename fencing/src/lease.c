@@ -232,7 +232,13 @@ int lf_lease_parse(const char *buf, size_t len, lf_lease *out, lf_error *err) {
     return lf__fail(err, LF_ETOOBIG, "the Lease JSON is %zu bytes; at most %d", len,
                     LF_LEASE_JSON_MAX);
   }
+  lf_json_watch_begin();
   root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+  if (lf_json_watch_failed()) {
+    /* The parse may have lost bytes without saying so (fencing.h). */
+    json_decref(root);
+    return lf__fail(err, LF_ENOMEM, "out of memory parsing the Lease");
+  }
   if (root == NULL) {
     return lf__fail(err, LF_EINVAL, "the Lease is not valid JSON: %s (line %d, column %d)",
                     jerr.text, jerr.line, jerr.column);

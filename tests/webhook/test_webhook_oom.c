@@ -8,15 +8,15 @@
  *
  * Allocations are counted in three places: ours, through the linker's
  * --wrap of malloc, calloc, realloc, strdup and strndup (the static
- * libraries' calls and this file's); jansson's, through the webhook's own
- * allocator for it (jsonmem.c); libcurl's, through curl_global_init_mem. Only the
+ * libraries' calls and this file's); jansson's, through the library's
+ * allocator for it (lf_json_malloc, as the webhook installs it); libcurl's,
+ * through curl_global_init_mem. Only the
  * thread running the code under test is counted (`armed`), so the local
  * test server's threads never fail.
  */
 #include "testutil.h"
 
 #include "buf.h"
-#include "jsonmem.h"
 #include "kube_test_server.h"
 #include "log.h"
 #include "prune_check.h"
@@ -77,7 +77,7 @@ char *__wrap_strndup(const char *s, size_t n) {
 }
 
 /* libcurl's allocators: the wrapped ones above. (jansson's is the
- * webhook's own, jsonmem.c, whose calls are wrapped too.) */
+ * library's lf_json_malloc, whose calls are wrapped too.) */
 static void *c_calloc(size_t n, size_t size) {
   return calloc(n, size);
 }
@@ -211,7 +211,8 @@ static void test_review_oom(void **state) {
 static const char LEASE[] =
     "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{\"name\":"
     "\"my-lease\",\"namespace\":\"ns1\",\"uid\":\"u-1\",\"resourceVersion\":\"7\"},\"spec\":{"
-    "\"holderIdentity\":\"ctrl-0_abc\",\"leaseDurationSeconds\":15,\"leaseTransitions\":3,"
+    "\"holderIdentity\":\"ctrl-a_aaaaaaaa-0000-4000-8000-000000000001\",\"leaseDurationSeconds\":"
+    "15,\"leaseTransitions\":3,"
     "\"renewTime\":\"2026-01-01T00:00:00.000000Z\"}}";
 
 static void lease_handler(const ts_request *req, ts_conn *conn, void *arg) {
@@ -271,7 +272,7 @@ static void test_kube_client_oom(void **state) {
     if (rc == LF_OK) {
       /* The failure was absorbed (a retry, a cache left cold): the Lease
        * must still be the right one. */
-      assert_string_equal(lease.holder, "ctrl-0_abc");
+      assert_string_equal(lease.holder, "ctrl-a_aaaaaaaa-0000-4000-8000-000000000001");
       continue;
     }
     assert_true(rc < 0);
@@ -292,7 +293,7 @@ int main(void) {
       cmocka_unit_test(test_kube_client_oom),
   };
 
-  lfw_jsonmem_install();
+  json_set_alloc_funcs(lf_json_malloc, lf_json_free);
   if (curl_global_init_mem(CURL_GLOBAL_ALL, malloc, free, c_realloc, c_strdup, c_calloc) != 0)
     return 1;
   lfw_log_level = -1; /* Quiet: the runs are many. */

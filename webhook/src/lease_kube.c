@@ -16,7 +16,6 @@
  * reverse a denial), it reads through the strong path. docs/protocol.md,
  * section 5a, gives the safety argument.
  */
-#include "jsonmem.h"
 #include "lease_kube.h"
 
 #include <inttypes.h>
@@ -189,7 +188,6 @@ static int read_once(lfw_kube_source *s, const lf_lease_ref *ref, int64_t deadli
     snprintf(err->text, sizeof(err->text), "no time left to read the Lease");
     rc = LF_ETIMEDOUT;
   } else {
-    lfw_jsonmem_begin();
     rc = lf_kube_get_lease(s->client, ref, (end - start) / 1000, out, err);
     /* A pooled connection the server has closed in the meantime fails at
      * once (an HTTP/2 stream "not closed cleanly", say). A GET is
@@ -200,13 +198,6 @@ static int read_once(lfw_kube_source *s, const lf_lease_ref *ref, int64_t deadli
       memset(err, 0, sizeof(*err));
       rc = lf_kube_get_lease(s->client, ref, left / 1000, out, err);
     }
-  }
-  /* A Lease parsed while memory ran out may have lost bytes of a string or
-   * a number without jansson saying so (jsonmem.h): it is not trusted. */
-  if (rc == LF_OK && lfw_jsonmem_failed()) {
-    err->code = LF_ENOMEM;
-    snprintf(err->text, sizeof(err->text), "out of memory reading the Lease");
-    rc = LF_ENOMEM;
   }
   count_read(s, rc, mono_us() - start);
   return rc;

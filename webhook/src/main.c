@@ -7,7 +7,6 @@
  */
 #include "config.h"
 #include "events.h"
-#include "jsonmem.h"
 #include "lease_source.h"
 #include "log.h"
 #include "review.h"
@@ -92,7 +91,9 @@ int main(int argc, char **argv) {
     return 2;
   }
   lfw_log_level = cfg.log_level;
-  lfw_jsonmem_install();
+  /* Before any other thread uses jansson: parses during which memory ran
+   * out are then refused, not trusted (fencing.h, "jansson's allocations"). */
+  json_set_alloc_funcs(lf_json_malloc, lf_json_free);
 
   /* Every thread started from here on inherits this mask, so only the
    * sigwait below ever sees SIGTERM and SIGINT. */

@@ -7,7 +7,6 @@
  */
 #include "review.h"
 
-#include "jsonmem.h"
 #include "log.h"
 #include "prune.h"
 
@@ -232,14 +231,15 @@ static json_t *parse(const char *body, size_t len, lfw_buf *scratch, json_error_
    * and nesting deeper than 2048. */
   const size_t flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL;
 
-  lfw_jsonmem_begin();
+  lf_json_watch_begin();
   if (scratch != NULL && lfw_prune_review(body, len, scratch) == LFW_PRUNE_OK)
     root = json_loadb(scratch->data, scratch->len, flags, jerr);
-  if (root == NULL && !lfw_jsonmem_failed())
+  if (root == NULL && !lf_json_watch_failed())
     root = json_loadb(body, len, flags, jerr);
   /* A parse during which memory ran out may have lost bytes of a string
-   * without saying so (jsonmem.h): it is not used. */
-  if (lfw_jsonmem_failed()) {
+   * without saying so (fencing.h, "jansson's allocations"): an object whose
+   * "leasefence.io/lease" key lost one would look unprotected. Not used. */
+  if (lf_json_watch_failed()) {
     json_decref(root);
     root = NULL;
     memset(jerr, 0, sizeof *jerr);

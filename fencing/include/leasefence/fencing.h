@@ -202,6 +202,23 @@ LF_EXPORT int lf_lease_from_json(const json_t *lease, lf_lease *out, lf_error *e
 LF_EXPORT int lf_lease_parse(const char *buf, size_t len, lf_lease *out, lf_error *err);
 
 /* ------------------------------------------------------------------------ */
+/* jansson's allocations                                                     */
+
+/* jansson 2.14 does not always report running out of memory: its lexer
+ * ignores a failed append to the text it collects, so a string or a number
+ * can come back a byte short from a json_loadb() that succeeds (a holder
+ * "ctrl-a_1" read as "ctrl-a1"). A program that installs this allocator,
+ * json_set_alloc_funcs(lf_json_malloc, lf_json_free), before using jansson
+ * gets LF_ENOMEM instead from every parse of the library and the Kubernetes
+ * client during which an allocation failed. lf_json_watch_begin() and
+ * lf_json_watch_failed() let it guard its own parses the same way: they
+ * forget, and tell, whether a jansson allocation failed on this thread. */
+LF_EXPORT void *lf_json_malloc(size_t n);
+LF_EXPORT void lf_json_free(void *p);
+LF_EXPORT void lf_json_watch_begin(void);
+LF_EXPORT bool lf_json_watch_failed(void);
+
+/* ------------------------------------------------------------------------ */
 /* Admission requests                                                        */
 
 typedef enum lf_operation {
