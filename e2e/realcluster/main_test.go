@@ -59,7 +59,13 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer cp.Stop()
-	if wh, err = startWebhook(ctx); err != nil {
+	dir, err := os.MkdirTemp("", "leasefence-realcluster-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if wh, err = startWebhook(ctx, dir); err != nil {
 		fmt.Fprintf(os.Stderr, "webhook: %v\n", err)
 		return 1
 	}
@@ -70,17 +76,14 @@ func run(m *testing.M) int {
 // startWebhook runs the webhook with the flags of manifests/base's
 // Deployment (plus the exempt admin group), gives its service account the
 // RBAC of manifests/base and components/scale, and registers manifests/base's
-// webhook configuration pointed at it.
-func startWebhook(ctx context.Context) (*harness.Webhook, error) {
+// webhook configuration pointed at it. dir receives its certificates,
+// kubeconfig and log.
+func startWebhook(ctx context.Context, dir string) (*harness.Webhook, error) {
 	args, err := harness.BaseDeploymentArgs()
 	if err != nil {
 		return nil, err
 	}
 	args = append(args, "--exempt-group="+adminGroup)
-	dir, err := os.MkdirTemp("", "leasefence-realcluster-")
-	if err != nil {
-		return nil, err
-	}
 	w, err := harness.StartWebhook(ctx, harness.WebhookOptions{Cluster: cp, Dir: dir, Args: args})
 	if err != nil {
 		return nil, err
