@@ -158,7 +158,11 @@ func main() {
 				w.run(ctx, *interval)
 			},
 			OnStoppedLeading: func() {
-				w.forget()
+				// The held stamp is kept: writes in flight when the process
+				// was paused carry it, and after SIGCONT the elector noticing
+				// the lost Lease races with sending them, as in a real stale
+				// leader. Clearing it here made the burst depend on which
+				// goroutine the scheduler ran first.
 				emit(Line{Time: time.Now(), Identity: identity, Event: "stopped_leading"})
 			},
 			OnNewLeader: func(id string) {
@@ -214,7 +218,8 @@ func (w *writer) run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// heldStamp is the stamp an in-flight write of this process would carry.
+// heldStamp is the stamp an in-flight write of this process would carry: the
+// one its write loop obtained last while leading (false if it never led).
 func (w *writer) heldStamp() (fencing.Stamp, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -222,12 +227,6 @@ func (w *writer) heldStamp() (fencing.Stamp, bool) {
 		return fencing.Stamp{}, false
 	}
 	return *w.held, true
-}
-
-func (w *writer) forget() {
-	w.mu.Lock()
-	w.held = nil
-	w.mu.Unlock()
 }
 
 // write sends one stamped merge patch (or, when the ConfigMap does not exist
