@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The leasefence demo: a real leader-election split brain on a real
 # kube-apiserver, first without leasefence (the stale ex-leader's writes
-# land), then with it (they are denied, with a message that says why).
+# land), then with it (they are denied, with a message that says why): once
+# with the controller unchanged (fenced by identity), once with it stamping
+# its writes.
 #
 #   ./demo.sh          run it (first run: builds kube-apiserver, etcd and
 #                      kubectl from pinned Go modules, several minutes)

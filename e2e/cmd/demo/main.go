@@ -91,22 +91,30 @@ func run() int {
 	info(fmt.Sprintf("leasefence-webhook on 127.0.0.1:%d, reading Leases with its own service account (get/list/watch leases only)", wh.Port))
 	info("two replicas of a controller, ctrl-a and ctrl-b, each a separate process with its own pod identity:")
 	info("client-go leader election on Lease ctrl (duration 4s, renew deadline 3s, retry 500ms); the leader")
-	info("writes ConfigMap shard-map every 250 ms, stamped with its term (leaseTransitions).")
+	info("writes ConfigMap shard-map every 250 ms. Run 2 runs it unchanged (no leasefence call, the")
+	info("ConfigMap fenced by identity: leasefence.io/lease: identity:<lease>); run 3 stamps each write")
+	info("with its term (leaseTransitions), the stronger path (docs/protocol.md, section 7a).")
 
 	runs := []struct {
 		ns      string
 		title   string
 		fenced  bool
+		args    []string // the electors'
 		outcome func(*harness.SplitBrainResult) (string, bool)
 	}{
-		{"demo-without", "without leasefence", false, unfencedOutcome},
-		{"demo-with", "with leasefence", true, fencedOutcome},
+		{"demo-without", "without leasefence", false, nil, unfencedOutcome},
+		{"demo-identity", "with leasefence, the controller unchanged (fenced by identity, no stamps)", true,
+			[]string{"--no-stamp", "--fencing=identity"}, fencedOutcome("with leasefence, fenced by identity")},
+		{"demo-with", "with leasefence, the controller stamping its writes", true, nil,
+			fencedOutcome("with leasefence, stamped")},
 	}
 	ok := true
 	var finals []string
 	for i, r := range runs {
 		fmt.Printf("\n== run %d: %s\n", i+1, r.title)
-		if r.fenced {
+		if r.fenced && i > 0 && runs[i-1].fenced {
+			fmt.Println("   (webhook still registered)")
+		} else if r.fenced {
 			if err := harness.Register(ctx, cp, wh); err != nil {
 				return fail(err)
 			}
@@ -116,7 +124,7 @@ func run() int {
 		}
 		fmt.Println()
 		res, err := harness.SplitBrain(ctx, harness.SplitBrainOptions{
-			Cluster: cp, ElectorBn: electorBin, Dir: dir, Namespace: r.ns,
+			Cluster: cp, ElectorBn: electorBin, Dir: dir, Namespace: r.ns, ElectorArgs: r.args,
 		})
 		if err != nil {
 			return fail(err)
@@ -312,7 +320,12 @@ func unfencedOutcome(r *harness.SplitBrainResult) (string, bool) {
 	return line, n > 0
 }
 
-func fencedOutcome(r *harness.SplitBrainResult) (string, bool) {
+// fencedOutcome judges a run with the webhook; label starts its line.
+func fencedOutcome(label string) func(*harness.SplitBrainResult) (string, bool) {
+	return func(r *harness.SplitBrainResult) (string, bool) { return fenced(label, r) }
+}
+
+func fenced(label string, r *harness.SplitBrainResult) (string, bool) {
 	reasons := map[string]int{}
 	for _, w := range r.StaleDenied {
 		reasons[reason(w.Message)]++
@@ -322,7 +335,7 @@ func fencedOutcome(r *harness.SplitBrainResult) (string, bool) {
 		rs = append(rs, fmt.Sprintf("%d %s", v, k))
 	}
 	sort.Strings(rs)
-	line := fmt.Sprintf("with leasefence: %d stale writes landed; %d denied (%s)",
+	line := fmt.Sprintf("%s: %d stale writes landed; %d denied (%s)", label,
 		len(r.StaleAdmitted), len(r.StaleDenied), strings.Join(rs, ", "))
 	return line, len(r.StaleAdmitted) == 0 && len(r.StaleDenied) > 0 && len(r.StaleDenied) == len(r.StaleWrites)
 }
