@@ -52,6 +52,10 @@ func takenOverLease(ctx context.Context, t *testing.T, ns string) (current, stal
 	newNamespace(ctx, t, ns)
 	setLease(ctx, t, ns, "ctrl", "pod-a_1", 0, time.Now())
 	l := setLease(ctx, t, ns, "ctrl", "pod-b_2", 1, time.Now())
+	// Renewed as its holder would, so the current stamp stays current
+	// however long the test's webhooks take to start on a loaded machine
+	// (a 15 s Lease renewed once expired mid-test).
+	keepRenewing(ctx, t, ns, "ctrl", time.Second)
 	return stampOf(t, l), stampText(0, l.UID, "pod-a_1")
 }
 
