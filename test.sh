@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of leasefence: the C unit, fuzz-replay, certificate and
-# server tests (ctest), the Go helper's tests, and the end-to-end tests on a
-# real kube-apiserver and etcd built from pinned Go modules.
+# server tests (ctest), the Go helper's and the controller-runtime
+# integration's tests, the example operator's, and the end-to-end tests on a
+# real control plane built from pinned Go modules.
 #
 #   ./test.sh              everything
 #   ./test.sh --sanitize   the C tests again under AddressSanitizer + UBSan
@@ -58,6 +59,12 @@ else
     ctest --test-dir "$build" --output-on-failure -j"$jobs"
   if [ -f fencing/go/go.mod ]; then
     step "Go helper tests" bash -c 'cd fencing/go && go vet ./... && go test -count=1 ./...'
+  fi
+  if [ -x fencing/go/crfencing/test-versions.sh ]; then
+    step "controller-runtime integration (v0.24 and v0.25)" fencing/go/crfencing/test-versions.sh
+  fi
+  if [ -f examples/operator/go.mod ]; then
+    step "example operator" bash -c 'cd examples/operator && go vet ./... && go test -count=1 ./...'
   fi
   if [ "$e2e" = 1 ] && [ -x e2e/run-tests.sh ]; then
     step "end-to-end tests (real kube-apiserver)" env LF_BUILD_DIR="$PWD/$build" e2e/run-tests.sh
