@@ -5,8 +5,8 @@
 # with the controller unchanged (fenced by identity), once with it stamping
 # its writes.
 #
-#   ./demo.sh          run it (first run: builds kube-apiserver, etcd and
-#                      kubectl from pinned Go modules, several minutes)
+#   ./demo.sh          run it (first run: builds the Kubernetes binaries
+#                      from pinned Go modules, minutes; see README.md)
 #   ./demo.sh --keep   keep the logs (control plane, webhook, electors)
 #
 # It installs what it needs (./setup.sh), builds the C parts (cmake) and the
@@ -36,7 +36,7 @@ step() { # step WHAT LOG COMMAND...: quiet unless it fails
 step "installing what is missing (setup.sh)" "$logs/setup.log" ./setup.sh
 step "building the C parts (cmake)" "$logs/cmake.log" \
 	bash -c 'cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build build -j"$(nproc)"'
-step "kube-apiserver, etcd, kubectl (e2e/build.sh)" "$logs/k8s.log" bash -c 'e2e/build.sh >"$0"' "$logs/bindir"
+step "Kubernetes binaries (e2e/build.sh)" "$logs/k8s.log" bash -c 'e2e/build.sh >"$0"' "$logs/bindir"
 step "building the demo" "$logs/demo-build.log" \
 	bash -c 'cd e2e && GOTOOLCHAIN=local go build -o "$0" ./cmd/demo' "$root/build/e2e-demo/lf-demo"
 echo
