@@ -16,6 +16,7 @@
 #include "lease_kube.h"
 #include "lease_source.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,6 +33,30 @@
 static atomic_int gets;     /* Lease GETs the server answered (started). */
 static atomic_int delay_ms; /* How long each GET takes. */
 
+/* GETs numbered above `gate` wait until the test raises it, so a test can
+ * hold a read in flight for as long as it needs rather than for a time that
+ * a loaded machine may not keep. Bounded: a held GET gives up after 30 s. */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static int gate = INT_MAX;
+
+static void set_gate(int n) {
+  pthread_mutex_lock(&gate_mu);
+  gate = n;
+  pthread_cond_broadcast(&gate_cond);
+  pthread_mutex_unlock(&gate_mu);
+}
+
+static void wait_gate(int n) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 30;
+  pthread_mutex_lock(&gate_mu);
+  while (n > gate && pthread_cond_timedwait(&gate_cond, &gate_mu, &until) == 0) {
+  }
+  pthread_mutex_unlock(&gate_mu);
+}
+
 static void handler(const ts_request *req, ts_conn *conn, void *arg) {
   char body[512];
   (void)arg;
@@ -42,6 +67,7 @@ static void handler(const ts_request *req, ts_conn *conn, void *arg) {
   /* The resourceVersion is the number of this GET: it tells which read a
    * decision was given. */
   int n = atomic_fetch_add(&gets, 1) + 1;
+  wait_gate(n);
   usleep((useconds_t)atomic_load(&delay_ms) * 1000);
   snprintf(body, sizeof body,
            "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{\"name\":"
@@ -70,6 +96,7 @@ static int setup(void **state) {
   assert_non_null(f);
   atomic_store(&gets, 0);
   atomic_store(&delay_ms, 0);
+  set_gate(INT_MAX);
   f->server = ts_start(NULL, handler, NULL);
   snprintf(f->kubeconfig, sizeof f->kubeconfig, "/tmp/lf-lease-kube-%d.yaml", (int)getpid());
   snprintf(yaml, sizeof yaml,
@@ -103,6 +130,7 @@ typedef struct job {
   int rc;
   int rv;        /* The read it was given (its resourceVersion). */
   int first_get; /* GETs the server had started when the decision arrived. */
+  atomic_bool arrived;
   char text[LF_ERROR_TEXT_MAX];
 } job;
 
@@ -115,6 +143,7 @@ static void *run_job(void *arg) {
     usleep(500);
   }
   j->first_get = atomic_load(&gets);
+  atomic_store(&j->arrived, true);
   j->rc = j->src->get(j->src->ctx, &ref, 0, mono_us() + (int64_t)j->budget_ms * 1000, &lease, &err);
   j->rv = j->rc == LF_OK ? atoi(lease.resource_version) : 0;
   snprintf(j->text, sizeof j->text, "%s", err.text);
@@ -172,41 +201,92 @@ static void test_coalescing(void **state) {
   assert_true(reads <= 8);
 }
 
-/* A GET takes 300 ms. Two decisions wait for the second read: one with a
- * 400 ms budget, one with 2 s. Whichever wakes first starts that read, on
- * its own deadline; when the impatient one does, the read times out on its
- * budget, and the patient one, which still has time, must not inherit that
- * timeout: it reads again and gets the Lease. Who wakes first is a race, so
- * the scenario runs 8 times (a regression escapes with odds 1 in 256). */
+/* Waits (bounded) until the server has seen `n` GETs; returns the count. */
+static int await_gets(int n) {
+  int64_t until = mono_us() + 10000000;
+  while (atomic_load(&gets) < n && mono_us() < until) {
+    usleep(1000);
+  }
+  return atomic_load(&gets);
+}
+
+/* Waits (bounded) until `*flag` holds; false if it never did. */
+static bool await_true(atomic_bool *flag) {
+  int64_t until = mono_us() + 10000000;
+  while (!atomic_load(flag) && mono_us() < until) {
+    usleep(1000);
+  }
+  return atomic_load(flag);
+}
+
+/* Two decisions wait for the second read: an impatient one (300 ms budget)
+ * and a patient one (10 s). Whichever wakes first starts that read, on its
+ * own deadline. The server holds that read until the impatient decision has
+ * returned, so when the impatient one started it, it times out on the
+ * impatient budget, and the patient one, which still has time, must not
+ * inherit that timeout: it reads again and gets the Lease. The reads are
+ * held and released by the test, not timed, so the outcome of every
+ * decision is fixed whatever the load: the impatient one can only time out
+ * (no read that started after it arrived is answered before it returns),
+ * the others can only succeed. Who wakes first is a race, so the scenario
+ * runs 16 times (a regression escapes only if the patient decision started
+ * the second read every time; with the re-read removed, 5 runs in 6 failed
+ * at 8 trials). */
 static void test_timeout_not_shared(void **state) {
   fixture *f = *state;
-  atomic_store(&delay_ms, 300);
-  for (int trial = 0; trial < 8; trial++) {
+  int impatient_started = 0;
+  for (int trial = 0; trial < 16; trial++) {
+    int base = atomic_load(&gets);
     job jobs[3] = {
-        {.src = &f->src, .start_ms = 0, .budget_ms = 1000},
-        {.src = &f->src, .start_ms = 50, .budget_ms = 400},
-        {.src = &f->src, .start_ms = 100, .budget_ms = 2000},
+        {.src = &f->src, .budget_ms = 10000},
+        {.src = &f->src, .budget_ms = 300},
+        {.src = &f->src, .budget_ms = 10000},
     };
-    run_jobs(jobs, 3);
+    pthread_t th[3];
+    set_gate(base); /* Hold every read of this trial. */
+    pthread_create(&th[0], NULL, run_job, &jobs[0]);
+    assert_int_equal(await_gets(base + 1), base + 1); /* The first read is held. */
+    pthread_create(&th[1], NULL, run_job, &jobs[1]);
+    pthread_create(&th[2], NULL, run_job, &jobs[2]);
+    assert_true(await_true(&jobs[1].arrived));
+    assert_true(await_true(&jobs[2].arrived));
+    set_gate(base + 1); /* The first read answers; the second is held. */
+    pthread_join(th[1], NULL);
+    set_gate(INT_MAX);
+    pthread_join(th[0], NULL);
+    pthread_join(th[2], NULL);
     assert_int_equal(jobs[0].rc, LF_OK);
     assert_int_equal(jobs[1].rc, LF_ETIMEDOUT);
     if (jobs[2].rc != LF_OK) {
       fail_msg("trial %d: the patient decision inherited another's timeout: %s", trial,
                jobs[2].text);
     }
+    /* The patient decision was given a later read than the second: the
+     * impatient one started the second (and it timed out). */
+    impatient_started += jobs[2].rv > base + 2;
   }
+  print_message("the impatient decision started the shared read in %d of 16 trials\n",
+                impatient_started);
 }
 
 /* A decision whose own budget runs out while it waits gets a timeout that
- * names the Lease. */
+ * names the Lease. The read it waits behind is held until it has returned,
+ * so it waits whatever the load. */
 static void test_own_timeout(void **state) {
   fixture *f = *state;
+  int base = atomic_load(&gets);
   job jobs[2] = {
-      {.src = &f->src, .start_ms = 0, .budget_ms = 2000},
-      {.src = &f->src, .start_ms = 20, .budget_ms = 100},
+      {.src = &f->src, .budget_ms = 10000},
+      {.src = &f->src, .budget_ms = 100},
   };
-  atomic_store(&delay_ms, 400);
-  run_jobs(jobs, 2);
+  pthread_t th[2];
+  set_gate(base);
+  pthread_create(&th[0], NULL, run_job, &jobs[0]);
+  assert_int_equal(await_gets(base + 1), base + 1); /* The first read is held. */
+  pthread_create(&th[1], NULL, run_job, &jobs[1]);
+  pthread_join(th[1], NULL);
+  set_gate(INT_MAX);
+  pthread_join(th[0], NULL);
   assert_int_equal(jobs[0].rc, LF_OK);
   assert_int_equal(jobs[1].rc, LF_ETIMEDOUT);
   assert_non_null(strstr(jobs[1].text, "ns/ctrl"));
