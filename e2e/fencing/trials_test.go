@@ -202,7 +202,7 @@ func classify(hist *harness.LeaseHistory, writes []harness.ElectorLine) tally {
 		if !ok {
 			continue // sent before the Lease existed for the watch: cannot happen for a stamped write
 		}
-		desc := fmt.Sprintf("%s (Lease at send: %s term %d, renewed %s before)", w, short(atSend.Holder), atSend.Term,
+		desc := fmt.Sprintf("%s (Lease at send: %s term %d, renewed %s before)", w, harness.ShortIdentity(atSend.Holder), atSend.Term,
 			w.Time.Sub(atSend.RenewTime).Round(time.Millisecond))
 		staleAtSend := *w.Term < atSend.Term
 		switch w.Result {
@@ -222,7 +222,7 @@ func classify(hist *harness.LeaseHistory, writes []harness.ElectorLine) tally {
 				continue
 			}
 			expiresAt := atSend.RenewTime.Add(atSend.Duration - skewTolerance)
-			next, changed := nextChange(recs, atSend)
+			next, changed := harness.NextChange(recs, atSend)
 			switch {
 			case strings.Contains(w.Message, "(LeaseExpired)") && !w.Done.Before(expiresAt):
 				tl.window = append(tl.window, fmt.Sprintf("holder's write denied: by the webhook's rule its Lease expired at renewTime+%v-%v, before it renewed: %s",
@@ -235,21 +235,4 @@ func classify(hist *harness.LeaseHistory, writes []harness.ElectorLine) tally {
 		}
 	}
 	return tl
-}
-
-// nextChange returns the first record after r with another holder or term.
-func nextChange(recs []harness.LeaseRecord, r harness.LeaseRecord) (harness.LeaseRecord, bool) {
-	for _, n := range recs {
-		if n.RV > r.RV && (n.Holder != r.Holder || n.Term != r.Term) {
-			return n, true
-		}
-	}
-	return harness.LeaseRecord{}, false
-}
-
-func short(identity string) string {
-	if i := strings.IndexByte(identity, '_'); i > 0 {
-		return identity[:i]
-	}
-	return identity
 }

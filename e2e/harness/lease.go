@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -170,4 +171,25 @@ func (h *LeaseHistory) AtTime(t time.Time) (LeaseRecord, bool) {
 		}
 	}
 	return best, found
+}
+
+// NextChange returns the first record of recs after r (by resourceVersion)
+// with another holder or term: when the Lease next changed hands. The trials
+// use it to tell a current holder's write denied because the Lease changed
+// while the request was in flight from one denied wrongly.
+func NextChange(recs []LeaseRecord, r LeaseRecord) (LeaseRecord, bool) {
+	for _, n := range recs {
+		if n.RV > r.RV && (n.Holder != r.Holder || n.Term != r.Term) {
+			return n, true
+		}
+	}
+	return LeaseRecord{}, false
+}
+
+// ShortIdentity is a holder identity without its "_<uuid>" part, for logs.
+func ShortIdentity(identity string) string {
+	if i := strings.IndexByte(identity, '_'); i > 0 {
+		return identity[:i]
+	}
+	return identity
 }

@@ -403,7 +403,7 @@ func judge(hist *harness.LeaseHistory, versions []version, replicas []*replica, 
 		at, ok := hist.AtRV(v.rv)
 		if ok && at.UID == s.LeaseUID && s.Term < at.Term {
 			tl.staleAdmitted = append(tl.staleAdmitted, fmt.Sprintf("rv %d stamped %s term %d, committed while the Lease was held by %s in term %d",
-				v.rv, short(s.Holder), s.Term, short(at.Holder), at.Term))
+				v.rv, harness.ShortIdentity(s.Holder), s.Term, harness.ShortIdentity(at.Holder), at.Term))
 		}
 	}
 	// Denials: judged when the write reached the API server.
@@ -426,14 +426,14 @@ func judge(hist *harness.LeaseHistory, versions []version, replicas []*replica, 
 			if !ok {
 				continue
 			}
-			desc := fmt.Sprintf("%s %s %s term %d sent %s: %s (Lease at arrival: %s term %d)", short(w.Holder), w.Verb, w.Object, *w.Term,
-				sent.Format("15:04:05.000"), w.Error, short(at.Holder), at.Term)
+			desc := fmt.Sprintf("%s %s %s term %d sent %s: %s (Lease at arrival: %s term %d)", harness.ShortIdentity(w.Holder), w.Verb, w.Object, *w.Term,
+				sent.Format("15:04:05.000"), w.Error, harness.ShortIdentity(at.Holder), at.Term)
 			if at.Holder != w.Holder || at.Term != *w.Term || at.UID != w.LeaseUID {
 				tl.staleDenied++
 				continue
 			}
 			expiresAt := at.RenewTime.Add(at.Duration - skewTolerance)
-			next, changed := nextChange(recs, at)
+			next, changed := harness.NextChange(recs, at)
 			switch {
 			case strings.Contains(w.Error, "(LeaseUnavailable)"):
 				tl.window = append(tl.window, "holder's write denied: the webhook could not read the Lease in time and failed closed: "+desc)
@@ -447,21 +447,4 @@ func judge(hist *harness.LeaseHistory, versions []version, replicas []*replica, 
 		}
 	}
 	return tl
-}
-
-// nextChange returns the first record after r with another holder or term.
-func nextChange(recs []harness.LeaseRecord, r harness.LeaseRecord) (harness.LeaseRecord, bool) {
-	for _, n := range recs {
-		if n.RV > r.RV && (n.Holder != r.Holder || n.Term != r.Term) {
-			return n, true
-		}
-	}
-	return harness.LeaseRecord{}, false
-}
-
-func short(identity string) string {
-	if i := strings.IndexByte(identity, '_'); i > 0 {
-		return identity[:i]
-	}
-	return identity
 }
