@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,10 +22,23 @@ const (
 	skewTolerance = 500 * time.Millisecond // webhookArgs
 )
 
-// TestRandomisedTrials runs LF_TRIALS (default 12) split-brain trials with
-// random pause lengths (about a third shorter than RenewDeadline, so A stays
-// leader; the rest longer than LeaseDuration, so B takes over) and random
-// write intervals, and classifies every write the two electors sent:
+// defaultTrialsParallel is LF_TRIALS_PARALLEL's default: how many trials
+// run at once. Measured on a 2-CPU machine (docs/benchmarks.md): beyond it
+// the machine saturates, and the electors' renewals and the test's own
+// watch fall seconds behind.
+const defaultTrialsParallel = 8
+
+// TestRandomisedTrials runs LF_TRIALS (default 12) split-brain trials,
+// LF_TRIALS_PARALLEL (default defaultTrialsParallel) at once on the one
+// control plane, each in a namespace of its own with its own Lease,
+// ConfigMap and electors: a pair, or (one trial in three) a trio. The first
+// elector leads for a random while and is paused (SIGSTOP) for a random
+// time: about a third of the pauses are shorter than RenewDeadline, so it
+// stays leader; the rest longer than LeaseDuration, so another takes over.
+// Write intervals are random. LF_TRIALS_SEED replays the same trials (each
+// trial's parameters are drawn up front, whatever the order they run in).
+//
+// Every write the electors sent is classified:
 //
 //   - stale_admitted: admitted although its stamped term was older than the
 //     Lease's term when it was sent. "When it was sent" is judged by the
@@ -42,45 +56,67 @@ const (
 //     (renewTime + duration - tolerance), expired before it renewed, or
 //     changed hands while the request was in flight.
 //
-// It prints one summary line: trials=N stale_admitted=X current_denied=Y window=Z.
+// It prints one summary line (see trialTotals.summary).
 func TestRandomisedTrials(t *testing.T) {
-	n := 12
-	if v := os.Getenv("LF_TRIALS"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n < 1 {
-			t.Fatalf("LF_TRIALS=%q: want a positive number", v)
-		}
-	}
+	n := envPositive(t, "LF_TRIALS", 12)
+	parallel := envPositive(t, "LF_TRIALS_PARALLEL", defaultTrialsParallel)
 	seed := uint64(time.Now().UnixNano())
 	if v := os.Getenv("LF_TRIALS_SEED"); v != "" {
-		seed, _ = strconv.ParseUint(v, 10, 64)
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("LF_TRIALS_SEED=%q: want a number", v)
+		}
 	}
-	t.Logf("LF_TRIALS=%d LF_TRIALS_SEED=%d", n, seed)
+	t.Logf("LF_TRIALS=%d LF_TRIALS_PARALLEL=%d LF_TRIALS_SEED=%d", n, parallel, seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
+	params := make([]trialParams, n)
+	for i := range params {
+		params[i] = drawTrial(rng, i)
+	}
 
-	var total tally
-	for i := 0; i < n; i++ {
-		var pause time.Duration
-		if rng.IntN(3) == 0 {
-			pause = time.Duration(300+rng.IntN(2400)) * time.Millisecond // < RenewDeadline
-		} else {
-			pause = leaseDuration + time.Duration(500+rng.IntN(3000))*time.Millisecond
+	began := time.Now()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var (
+		mu     sync.Mutex
+		total  tally
+		failed []string
+	)
+	jobs := make(chan trialParams)
+	var wg sync.WaitGroup
+	for w := 0; w < parallel; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range jobs {
+				tl, err := trial(ctx, p)
+				mu.Lock()
+				if err != nil {
+					failed = append(failed, fmt.Sprintf("trial %d (%s): %v", p.i, p, err))
+					cancel() // no new trials; those running end with ctx
+				} else {
+					t.Logf("trial %3d: %s: %d writes, %d stale denied, takeovers=%d, stale_admitted=%d current_denied=%d window=%d",
+						p.i, p, tl.writes, tl.staleDenied, tl.takeovers, len(tl.staleAdmitted), len(tl.currentDenied), len(tl.window))
+					total.add(tl)
+					total.trials++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for _, p := range params {
+		select {
+		case jobs <- p:
+		case <-ctx.Done():
+			break feed
 		}
-		p := trialParams{
-			ns:        fmt.Sprintf("trial-%d", i),
-			pause:     pause,
-			intervalA: time.Duration(100+rng.IntN(300)) * time.Millisecond,
-			intervalB: time.Duration(100+rng.IntN(300)) * time.Millisecond,
-			leadFor:   time.Duration(rng.IntN(1000)) * time.Millisecond,
-		}
-		tl, err := trial(t, p)
-		if err != nil {
-			t.Fatalf("trial %d (%+v): %v", i, p, err)
-		}
-		t.Logf("trial %2d: pause %5.2fs, intervals %v/%v: %d writes, %d stale denied, takeover=%v, stale_admitted=%d current_denied=%d window=%d",
-			i, pause.Seconds(), p.intervalA, p.intervalB, tl.writes, tl.staleDenied, tl.takeovers > 0,
-			len(tl.staleAdmitted), len(tl.currentDenied), len(tl.window))
-		total.add(tl)
+	}
+	close(jobs)
+	wg.Wait()
+
+	for _, s := range failed {
+		t.Error(s)
 	}
 	for _, s := range total.window {
 		t.Logf("window: %s", s)
@@ -91,28 +127,66 @@ func TestRandomisedTrials(t *testing.T) {
 	for _, s := range total.currentDenied {
 		t.Errorf("current leader's write denied: %s", s)
 	}
-	summary := fmt.Sprintf("trials=%d stale_admitted=%d current_denied=%d window=%d",
-		n, len(total.staleAdmitted), len(total.currentDenied), len(total.window))
+	summary := total.summary(time.Since(began))
 	t.Log(summary)
-	fmt.Println(summary) // also without -v: the figure the README quotes
+	fmt.Println(summary) // also without -v: the figures the README quotes
 }
 
+func envPositive(t *testing.T, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive number", name, v)
+	}
+	return n
+}
+
+// trialParams are one trial's random choices.
 type trialParams struct {
-	ns                   string
-	pause                time.Duration
-	intervalA, intervalB time.Duration
-	leadFor              time.Duration // how long A leads before the pause
+	i         int
+	ns        string
+	pause     time.Duration   // of the first leader
+	intervals []time.Duration // write interval per elector; two or three electors
+	leadFor   time.Duration   // how long the first leader leads before the pause
+}
+
+func drawTrial(rng *rand.Rand, i int) trialParams {
+	p := trialParams{i: i, ns: fmt.Sprintf("trial-%d", i)}
+	if rng.IntN(3) == 0 {
+		p.pause = time.Duration(300+rng.IntN(2400)) * time.Millisecond // < RenewDeadline
+	} else {
+		p.pause = leaseDuration + time.Duration(500+rng.IntN(3000))*time.Millisecond
+	}
+	electors := 2
+	if rng.IntN(3) == 0 {
+		electors = 3
+	}
+	for e := 0; e < electors; e++ {
+		p.intervals = append(p.intervals, time.Duration(100+rng.IntN(300))*time.Millisecond)
+	}
+	p.leadFor = time.Duration(rng.IntN(1000)) * time.Millisecond
+	return p
+}
+
+func (p trialParams) String() string {
+	return fmt.Sprintf("%d electors, lead %v, pause %.2fs, intervals %v", len(p.intervals), p.leadFor, p.pause.Seconds(), p.intervals)
 }
 
 type tally struct {
-	writes, staleDenied, takeovers int
-	staleAdmitted                  []string
-	currentDenied                  []string
-	window                         []string
+	trials                 int
+	writes, staleAttempts  int
+	staleDenied, takeovers int
+	staleAdmitted          []string
+	currentDenied          []string
+	window                 []string
 }
 
 func (t *tally) add(o tally) {
 	t.writes += o.writes
+	t.staleAttempts += o.staleAttempts
 	t.staleDenied += o.staleDenied
 	t.takeovers += o.takeovers
 	t.staleAdmitted = append(t.staleAdmitted, o.staleAdmitted...)
@@ -120,8 +194,17 @@ func (t *tally) add(o tally) {
 	t.window = append(t.window, o.window...)
 }
 
-func trial(t *testing.T, p trialParams) (tally, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+// summary is the line the README and docs/benchmarks.md quote.
+func (t *tally) summary(wall time.Duration) string {
+	return fmt.Sprintf("trials=%d takeovers=%d writes=%d stale_attempts=%d stale_denied=%d stale_admitted=%d current_denied=%d window=%d wall=%v",
+		t.trials, t.takeovers, t.writes, t.staleAttempts, t.staleDenied, len(t.staleAdmitted), len(t.currentDenied), len(t.window),
+		wall.Round(time.Second))
+}
+
+var electorNames = []string{"ctrl-a", "ctrl-b", "ctrl-c"}
+
+func trial(ctx context.Context, p trialParams) (tally, error) {
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	if _, err := cp.CreateNamespace(ctx, p.ns, nil); err != nil {
 		return tally{}, err
@@ -131,31 +214,41 @@ func trial(t *testing.T, p trialParams) (tally, error) {
 		return tally{}, err
 	}
 	defer hist.Stop()
-	start := func(pod string, interval time.Duration) (*harness.Elector, error) {
-		return harness.StartElector(ctx, harness.ElectorOptions{
-			Bin: electorBin, Cluster: cp, Dir: filepath.Join(workDir, p.ns), Namespace: p.ns, Pod: pod,
-			Args: []string{"--interval", interval.String(),
+	var electors []*harness.Elector
+	defer func() {
+		for _, e := range electors {
+			e.Kill()
+		}
+	}()
+	start := func(i int) (*harness.Elector, error) {
+		e, err := harness.StartElector(ctx, harness.ElectorOptions{
+			Bin: electorBin, Cluster: cp, Dir: filepath.Join(workDir, p.ns), Namespace: p.ns, Pod: electorNames[i],
+			Args: []string{"--interval", p.intervals[i].String(),
 				"--lease-duration", leaseDuration.String(), "--renew-deadline", renewDeadline.String(),
 				"--retry-period", "500ms"},
 		})
+		if err == nil {
+			electors = append(electors, e)
+		}
+		return e, err
 	}
-	a, err := start("ctrl-a", p.intervalA)
+	a, err := start(0)
 	if err != nil {
 		return tally{}, err
 	}
-	defer a.Kill()
 	if _, err := a.WaitLine(ctx, 20*time.Second, func(l harness.ElectorLine) bool { return l.Event == "started_leading" }); err != nil {
 		return tally{}, err
 	}
-	b, err := start("ctrl-b", p.intervalB)
-	if err != nil {
-		return tally{}, err
-	}
-	defer b.Kill()
-	if _, err := b.WaitLine(ctx, 20*time.Second, func(l harness.ElectorLine) bool {
-		return l.Event == "new_leader" && l.Leader == a.Identity
-	}); err != nil {
-		return tally{}, err
+	for i := 1; i < len(p.intervals); i++ {
+		e, err := start(i)
+		if err != nil {
+			return tally{}, err
+		}
+		if _, err := e.WaitLine(ctx, 20*time.Second, func(l harness.ElectorLine) bool {
+			return l.Event == "new_leader" && l.Leader == a.Identity
+		}); err != nil {
+			return tally{}, err
+		}
 	}
 	// A leads for a random while; this sleep is the random write timing under
 	// test, not a wait for a condition.
@@ -178,9 +271,12 @@ func trial(t *testing.T, p trialParams) (tally, error) {
 	}); err != nil {
 		return tally{}, err
 	}
-	a.Kill()
-	b.Kill()
-	return classify(hist, append(a.Writes(""), b.Writes("")...)), nil
+	var writes []harness.ElectorLine
+	for _, e := range electors {
+		e.Kill()
+		writes = append(writes, e.Writes("")...)
+	}
+	return classify(hist, writes), nil
 }
 
 // classify judges each write against the Lease history (see
@@ -205,6 +301,9 @@ func classify(hist *harness.LeaseHistory, writes []harness.ElectorLine) tally {
 		desc := fmt.Sprintf("%s (Lease at send: %s term %d, renewed %s before)", w, harness.ShortIdentity(atSend.Holder), atSend.Term,
 			w.Time.Sub(atSend.RenewTime).Round(time.Millisecond))
 		staleAtSend := *w.Term < atSend.Term
+		if staleAtSend {
+			tl.staleAttempts++
+		}
 		switch w.Result {
 		case "admitted":
 			if staleAtSend {
@@ -213,6 +312,7 @@ func classify(hist *harness.LeaseHistory, writes []harness.ElectorLine) tally {
 			}
 			rv, _ := strconv.ParseInt(w.RV, 10, 64)
 			if atCommit, ok := hist.AtRV(rv); ok && atCommit.Term > *w.Term {
+				tl.staleAttempts++
 				tl.window = append(tl.window, "stale write sent before the takeover was observed, committed after it (Lease read not atomic with the write): "+desc)
 			}
 		case "denied":
