@@ -93,19 +93,33 @@ func FuzzJSONPatch(f *testing.F) {
 }
 
 func FuzzParseLeaseRef(f *testing.F) {
-	for _, s := range []string{"ctrl", "ops/ctrl", "a/b/c", "/x", "A", "a.b", ""} {
+	for _, s := range []string{"ctrl", "ops/ctrl", "a/b/c", "/x", "A", "a.b", "", "identity:ctrl", "stamp:ops/ctrl",
+		"identity", "identity:", ":ctrl", "identity:stamp:ctrl", "ops/identity:ctrl", "Identity:ctrl"} {
 		f.Add(s, "default")
 		f.Add(s, "")
 	}
 	f.Fuzz(func(t *testing.T, text, ns string) {
-		r, err := ParseLeaseRef(text, ns)
+		p, err := ParseProtection(text, ns)
+		r, refErr := ParseLeaseRef(text, ns)
+		if (err == nil) != (refErr == nil) || r != p.Lease {
+			t.Fatalf("ParseProtection(%q, %q) = %+v, %v but ParseLeaseRef = %+v, %v", text, ns, p, err, r, refErr)
+		}
 		if err != nil {
 			return
 		}
-		// A parsed reference names the Lease again in the qualified form.
-		again, err := ParseLeaseRef(r.String(), "")
-		if err != nil || again != r {
-			t.Fatalf("ParseLeaseRef(%q, %q) = %+v, but its String() %q gives %+v, %v", text, ns, r, r.String(), again, err)
+		// Only a prefix names a mode, and it is a whole mode.
+		mode, _, named := strings.Cut(text, ":")
+		if (p.Fencing != FencingDefault) != named || (named && mode != p.Fencing.String()) {
+			t.Fatalf("ParseProtection(%q, %q) = %+v: the mode does not match the prefix", text, ns, p)
+		}
+		// A parsed protection names the Lease and mode again in the
+		// qualified form, and the Lease alone in LeaseRef's.
+		again, err := ParseProtection(p.String(), "")
+		if err != nil || again != p {
+			t.Fatalf("ParseProtection(%q, %q) = %+v, but its String() %q gives %+v, %v", text, ns, p, p.String(), again, err)
+		}
+		if back, err := ParseLeaseRef(r.String(), ""); err != nil || back != r {
+			t.Fatalf("ParseLeaseRef(%q, %q) = %+v, but its String() %q gives %+v, %v", text, ns, r, r.String(), back, err)
 		}
 	})
 }

@@ -34,7 +34,9 @@ import (
 // Names and bounds of the protocol (docs/protocol.md).
 const (
 	// AnnotationLease marks an object as protected and names its guarding
-	// Lease: "<name>" (in the object's namespace) or "<namespace>/<name>".
+	// Lease: "<name>" (in the object's namespace) or "<namespace>/<name>",
+	// optionally after a fencing mode, "stamp:" or "identity:"
+	// (ParseProtection).
 	AnnotationLease = "leasefence.io/lease"
 	// AnnotationStamp carries the stamp of a write on the object itself.
 	AnnotationStamp = "leasefence.io/stamp"
@@ -59,8 +61,8 @@ const (
 	MaxName = 253
 )
 
-// ErrMalformed is wrapped by every error that ParseStamp, Stamp.Validate and
-// ParseLeaseRef return, so callers can test for it with errors.Is.
+// ErrMalformed is wrapped by every error that ParseStamp, Stamp.Validate,
+// ParseProtection and ParseLeaseRef return, so callers can test for it with errors.Is.
 var ErrMalformed = errors.New("leasefence: malformed")
 
 func malformed(format string, args ...any) error {

@@ -40,14 +40,11 @@ type vectors struct {
 		Holder string `json:"holder"`
 		Hash   string `json:"hash"`
 	} `json:"holder_hash"`
-	LeaseRef []struct {
-		Name     string `json:"name"`
-		Text     string `json:"text"`
-		ObjectNS string `json:"object_ns"`
-		OK       bool   `json:"ok"`
-		NS       string `json:"ns"`
-		NameOut  string `json:"name_out"`
-	} `json:"lease_ref"`
+	LeaseRef   []leaseRefCase `json:"lease_ref"`
+	Protection []struct {
+		leaseRefCase
+		Fencing string `json:"fencing"` // "" when the value names no mode
+	} `json:"protection"`
 	MergePatch []struct {
 		Name  string          `json:"name"`
 		Stamp vectorStamp     `json:"stamp"`
@@ -63,6 +60,15 @@ type vectors struct {
 		OK             *bool           `json:"ok"` // absent: true
 		Out            json.RawMessage `json:"out"`
 	} `json:"json_patch"`
+}
+
+type leaseRefCase struct {
+	Name     string `json:"name"`
+	Text     string `json:"text"`
+	ObjectNS string `json:"object_ns"`
+	OK       bool   `json:"ok"`
+	NS       string `json:"ns"`
+	NameOut  string `json:"name_out"`
 }
 
 func (v vectorStamp) stamp() Stamp {
@@ -84,6 +90,7 @@ func loadVectors(t *testing.T, path string) vectors {
 	}
 	var v vectors
 	known := map[string]any{"parse": &v.Parse, "format": &v.Format, "holder_hash": &v.HolderHash, "lease_ref": &v.LeaseRef,
+		"protection":  &v.Protection,
 		"merge_patch": &v.MergePatch, "json_patch": &v.JSONPatch}
 	for name, raw := range sections {
 		if name == "comment" {
@@ -126,7 +133,7 @@ func inBytes(raw json.RawMessage) []byte {
 func TestVectors(t *testing.T) {
 	for _, file := range vectorFiles {
 		v := loadVectors(t, file)
-		n := len(v.Parse) + len(v.Format) + len(v.HolderHash) + len(v.LeaseRef) + len(v.MergePatch) + len(v.JSONPatch)
+		n := len(v.Parse) + len(v.Format) + len(v.HolderHash) + len(v.LeaseRef) + len(v.Protection) + len(v.MergePatch) + len(v.JSONPatch)
 		if n == 0 {
 			t.Fatalf("%s holds no cases", file)
 		}
@@ -195,23 +202,51 @@ func runVectors(t *testing.T, v vectors) {
 			}
 		})
 	}
-	for _, c := range v.LeaseRef {
-		t.Run("lease_ref/"+c.Name, func(t *testing.T) {
-			r, err := ParseLeaseRef(c.Text, c.ObjectNS)
+	// ParseLeaseRef reads the whole protection annotation, so it is tested
+	// on the protection cases, which hold every lease_ref case (those of C's
+	// lf_lease_ref_parse) as it stands and behind each fencing mode.
+	for _, c := range v.Protection {
+		t.Run("protection/"+c.Name, func(t *testing.T) {
+			p, err := ParseProtection(c.Text, c.ObjectNS)
+			r, refErr := ParseLeaseRef(c.Text, c.ObjectNS)
 			if !c.OK {
 				if err == nil {
-					t.Fatalf("ParseLeaseRef(%q, %q) = %+v, want an error", c.Text, c.ObjectNS, r)
+					t.Fatalf("ParseProtection(%q, %q) = %+v, want an error", c.Text, c.ObjectNS, p)
 				}
 				if !errors.Is(err, ErrMalformed) {
 					t.Errorf("error %v does not wrap ErrMalformed", err)
 				}
+				if refErr == nil {
+					t.Errorf("ParseLeaseRef(%q, %q) = %+v, want an error", c.Text, c.ObjectNS, r)
+				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("ParseLeaseRef(%q, %q): %v", c.Text, c.ObjectNS, err)
+				t.Fatalf("ParseProtection(%q, %q): %v", c.Text, c.ObjectNS, err)
 			}
-			if want := (LeaseRef{Namespace: c.NS, Name: c.NameOut}); r != want {
-				t.Fatalf("ParseLeaseRef(%q, %q) = %+v, want %+v", c.Text, c.ObjectNS, r, want)
+			want := Protection{Lease: LeaseRef{Namespace: c.NS, Name: c.NameOut}}
+			switch c.Fencing {
+			case "stamp":
+				want.Fencing = FencingStamp
+			case "identity":
+				want.Fencing = FencingIdentity
+			case "":
+			default:
+				t.Fatalf("unknown fencing %q in the vectors", c.Fencing)
+			}
+			if p != want {
+				t.Fatalf("ParseProtection(%q, %q) = %+v, want %+v", c.Text, c.ObjectNS, p, want)
+			}
+			if p.Fencing.String() != c.Fencing {
+				t.Errorf("Fencing.String() = %q, want %q", p.Fencing.String(), c.Fencing)
+			}
+			if refErr != nil || r != want.Lease {
+				t.Errorf("ParseLeaseRef(%q, %q) = %+v, %v; want %+v", c.Text, c.ObjectNS, r, refErr, want.Lease)
+			}
+			// The qualified form reads back to the same protection on a
+			// cluster-scoped object.
+			if again, err := ParseProtection(p.String(), ""); err != nil || again != p {
+				t.Errorf("ParseProtection(%q, \"\") = %+v, %v; want %+v", p.String(), again, err, p)
 			}
 		})
 	}

@@ -28,6 +28,48 @@ static void test_lease_ref_vectors(void **state) {
   json_decref(v);
 }
 
+/* lf_protection_parse against the shared vectors, under both webhook
+ * defaults: a value that names a mode gets that mode, one that names none
+ * gets the default. */
+static void test_protection_vectors(void **state) {
+  (void)state;
+  json_t *v = lft_load_vectors("stamps.json");
+  const json_t *c;
+  size_t i;
+  size_t n = 0;
+  static const lf_fencing defaults[] = {LF_FENCING_STAMP, LF_FENCING_IDENTITY};
+  json_array_foreach(json_object_get(v, "protection"), i, c) {
+    const char *name = json_string_value(json_object_get(c, "name"));
+    const json_t *text = json_object_get(c, "text");
+    const char *named = json_string_value(json_object_get(c, "fencing"));
+    for (size_t d = 0; d < sizeof(defaults) / sizeof(defaults[0]); d++) {
+      lf_lease_ref ref;
+      lf_fencing mode;
+      lf_error err = {0};
+      int rc = lf_protection_parse(json_string_value(text), json_string_length(text),
+                                   json_string_value(json_object_get(c, "object_ns")), defaults[d],
+                                   &ref, &mode, &err);
+      if (!json_is_true(json_object_get(c, "ok"))) {
+        if (rc == LF_OK) {
+          fail_msg("%s: accepted", name);
+        }
+        assert_non_null(strstr(err.text, LF_ANNOTATION_LEASE));
+        continue;
+      }
+      if (rc != LF_OK) {
+        fail_msg("%s: rejected: %s", name, err.text);
+      }
+      assert_string_equal(ref.ns, json_string_value(json_object_get(c, "ns")));
+      assert_string_equal(ref.name, json_string_value(json_object_get(c, "name_out")));
+      assert_string_equal(lf_fencing_name(mode),
+                          named[0] != '\0' ? named : lf_fencing_name(defaults[d]));
+    }
+    n++;
+  }
+  assert_true(n > 0);
+  json_decref(v);
+}
+
 static const char *const FULL =
     "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\","
     "\"metadata\":{\"name\":\"ctrl\",\"namespace\":\"default\",\"uid\":\"u-1\","
@@ -133,11 +175,9 @@ static void test_oversized(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_lease_ref_vectors),
-      cmocka_unit_test(test_parse_full),
-      cmocka_unit_test(test_parse_released_and_empty),
-      cmocka_unit_test(test_parse_errors),
-      cmocka_unit_test(test_oversized),
+      cmocka_unit_test(test_lease_ref_vectors), cmocka_unit_test(test_protection_vectors),
+      cmocka_unit_test(test_parse_full),        cmocka_unit_test(test_parse_released_and_empty),
+      cmocka_unit_test(test_parse_errors),      cmocka_unit_test(test_oversized),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

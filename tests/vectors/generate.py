@@ -949,6 +949,70 @@ def merge_extra():
             STAMPS[section].append(c)
 
 
+# The protection annotation: an optional fencing mode, then a Lease reference
+# (docs/protocol.md section 2). "fencing" is the mode the value names, ""
+# when it names none (the webhook's --default-fencing then applies).
+PROTECTION = [
+    {"name": "identity mode", "text": "identity:ctrl", "object_ns": "default", "ok": True,
+     "ns": "default", "name_out": "ctrl", "fencing": "identity"},
+    {"name": "stamp mode, other namespace", "text": "stamp:ops/ctrl", "object_ns": "default", "ok": True,
+     "ns": "ops", "name_out": "ctrl", "fencing": "stamp"},
+    {"name": "identity mode on a cluster-scoped object", "text": "identity:ops/ctrl", "object_ns": "",
+     "ok": True, "ns": "ops", "name_out": "ctrl", "fencing": "identity"},
+    {"name": "a Lease named identity", "text": "identity", "object_ns": "default", "ok": True,
+     "ns": "default", "name_out": "identity", "fencing": ""},
+    {"name": "a Lease named stamp", "text": "stamp", "object_ns": "default", "ok": True,
+     "ns": "default", "name_out": "stamp", "fencing": ""},
+    {"name": "identity mode, a Lease named identity", "text": "identity:identity", "object_ns": "default",
+     "ok": True, "ns": "default", "name_out": "identity", "fencing": "identity"},
+    {"name": "stamp mode, a namespace named identity", "text": "stamp:identity/stamp", "object_ns": "",
+     "ok": True, "ns": "identity", "name_out": "stamp", "fencing": "stamp"},
+    {"name": "mode glued to the name", "text": "identityctrl", "object_ns": "default", "ok": True,
+     "ns": "default", "name_out": "identityctrl", "fencing": ""},
+    {"name": "identity mode, cluster-scoped bare name", "text": "identity:ctrl", "object_ns": "", "ok": False},
+    {"name": "mode alone", "text": "identity:", "object_ns": "default", "ok": False},
+    {"name": "empty mode", "text": ":ctrl", "object_ns": "default", "ok": False},
+    {"name": "colon alone", "text": ":", "object_ns": "default", "ok": False},
+    {"name": "two colons", "text": "identity::ctrl", "object_ns": "default", "ok": False},
+    {"name": "two modes", "text": "identity:stamp:ctrl", "object_ns": "default", "ok": False},
+    {"name": "two modes, the other order", "text": "stamp:identity:ctrl", "object_ns": "default", "ok": False},
+    {"name": "unknown mode", "text": "token:ctrl", "object_ns": "default", "ok": False},
+    {"name": "a namespace where the mode goes", "text": "ops:ctrl", "object_ns": "default", "ok": False},
+    {"name": "a stamp where the mode goes", "text": "lf1:ctrl", "object_ns": "default", "ok": False},
+    {"name": "mode in upper case", "text": "Identity:ctrl", "object_ns": "default", "ok": False},
+    {"name": "mode all upper case", "text": "STAMP:ctrl", "object_ns": "default", "ok": False},
+    {"name": "space before the colon", "text": "identity :ctrl", "object_ns": "default", "ok": False},
+    {"name": "space after the colon", "text": "identity: ctrl", "object_ns": "default", "ok": False},
+    {"name": "leading space", "text": " identity:ctrl", "object_ns": "default", "ok": False},
+    {"name": "mode after the namespace", "text": "ops/identity:ctrl", "object_ns": "default", "ok": False},
+    {"name": "mode as a suffix", "text": "ctrl:identity", "object_ns": "default", "ok": False},
+    {"name": "mode then a slash", "text": "identity:/ctrl", "object_ns": "default", "ok": False},
+    {"name": "mode then a newline", "text": "identity:ctrl\n", "object_ns": "default", "ok": False},
+    {"name": "mode then a NUL", "text": "identity:\u0000ctrl", "object_ns": "default", "ok": False},
+    {"name": "NUL inside the mode", "text": "ident\u0000ity:ctrl", "object_ns": "default", "ok": False},
+    {"name": "over 1024 bytes with the mode", "text": "identity:" + "a" * 1016, "object_ns": "default",
+     "ok": False},
+]
+
+
+def add_protection():
+    """STAMPS["protection"]: every lease_ref case as it stands (naming no
+    mode) and behind each mode prefix, then PROTECTION."""
+    out = []
+    for prefix, mode in (("", ""), ("stamp:", "stamp"), ("identity:", "identity")):
+        for c in STAMPS["lease_ref"]:
+            p = dict(c, name=(mode or "no mode") + ", " + c["name"], text=prefix + c["text"])
+            if p["ok"]:
+                p["fencing"] = mode
+            out.append(p)
+    names = {c["name"] for c in out}
+    for c in PROTECTION:
+        if c["name"] in names:
+            raise SystemExit(f"duplicate protection case: {c['name']}")
+        out.append(c)
+    STAMPS["protection"] = out
+
+
 def write(name, data):
     with open(os.path.join(HERE, name), "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1, ensure_ascii=False)
@@ -959,11 +1023,13 @@ def write_corpora():
     """Seed corpora for the fuzz targets (tests/fuzz/corpus/<target>/), made
     from the vectors so every rule's inputs are where the fuzzers start."""
     root = os.path.join(HERE, "..", "fuzz", "corpus")
-    seeds = {"stamp": [], "lease": [], "review": []}
+    seeds = {"stamp": [], "lease": [], "review": [], "protection": []}
     for c in STAMPS["parse"]:
         seeds["stamp"].append(c["text"].encode())
     for c in STAMPS["lease_ref"]:
         seeds["stamp"].append(c["text"].encode())
+    for c in STAMPS["protection"]:
+        seeds["protection"].append(c["text"].encode())
     seen = set()
     for c in CASES:
         if c.get("lease") is not None:
@@ -989,6 +1055,7 @@ def write_corpora():
 
 if __name__ == "__main__":
     merge_extra()
+    add_protection()
     write("decisions.json", {"comment": "Generated by generate.py; see docs/protocol.md. Times are UTC.",
                              "cases": CASES})
     write("stamps.json", STAMPS)
