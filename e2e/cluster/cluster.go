@@ -94,6 +94,9 @@ type Cluster struct {
 	Nodes                                       []string
 
 	etcd, apiserver *process
+	apiserverArgs   []string // for RestartAPIServer
+	apiserverReady  func(ctx context.Context) error
+	restarts        int
 	full            fullParts
 	ownDir          bool
 	stopGrace       time.Duration
@@ -331,14 +334,40 @@ func (c *Cluster) startAPIServer(ctx context.Context, keys *pki, etcdPort, apiPo
 		"--allow-privileged=true",
 		"--v=1",
 	}
-	args = append(withoutFlags(args, extra), extra...)
-	var err error
-	if c.apiserver, err = startProcess("kube-apiserver", filepath.Join(c.BinDir, "kube-apiserver"), args, c.APIServerLog); err != nil {
-		return err
-	}
-
+	c.apiserverArgs = append(withoutFlags(args, extra), extra...)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(keys.caCertPEM)
+	c.apiserverReady = func(ctx context.Context) error { return c.waitAPIServerReady(ctx, pool) }
+	var err error
+	if c.apiserver, err = startProcess("kube-apiserver", filepath.Join(c.BinDir, "kube-apiserver"), c.apiserverArgs, c.APIServerLog); err != nil {
+		return err
+	}
+	return c.apiserverReady(ctx)
+}
+
+// RestartAPIServer stops kube-apiserver (SIGTERM, SIGKILL after the stop
+// grace) and starts it again with the same flags: same port, certificates,
+// service-account keys and etcd, so every client's credentials stay good.
+// It returns once /readyz is ok (within 90 s). Its log goes to a new file,
+// which APIServerLog then names. Not to be called concurrently with Stop.
+func (c *Cluster) RestartAPIServer(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := c.apiserver.stop(c.stopGrace); err != nil {
+		return err
+	}
+	c.restarts++
+	c.APIServerLog = filepath.Join(c.Dir, fmt.Sprintf("kube-apiserver-restart-%d.log", c.restarts))
+	var err error
+	if c.apiserver, err = startProcess("kube-apiserver", filepath.Join(c.BinDir, "kube-apiserver"), c.apiserverArgs, c.APIServerLog); err != nil {
+		return err
+	}
+	return c.apiserverReady(ctx)
+}
+
+// waitAPIServerReady polls /readyz until it answers 200, the process exits,
+// or ctx ends.
+func (c *Cluster) waitAPIServerReady(ctx context.Context, pool *x509.CertPool) error {
 	client := &http.Client{
 		Timeout:   2 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},

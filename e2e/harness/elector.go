@@ -234,6 +234,10 @@ func (e *Elector) Pause() error { return e.cmd.Process.Signal(syscall.SIGSTOP) }
 // Resume continues it (SIGCONT); it then sends its burst of writes at once.
 func (e *Elector) Resume() error { return e.cmd.Process.Signal(syscall.SIGCONT) }
 
+// Exited tells whether the process has ended (client-go's elector returns,
+// and the process exits, once it stopped leading).
+func (e *Elector) Exited() bool { return e.exited() }
+
 func (e *Elector) exited() bool {
 	select {
 	case <-e.done:

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
@@ -45,24 +46,52 @@ func WatchLease(ctx context.Context, client kubernetes.Interface, ns, name strin
 	h := &LeaseHistory{cancel: cancel, done: make(chan struct{})}
 	leases := client.CoordinationV1().Leases(ns)
 	sel := fields.OneTermEqualSelector("metadata.name", name).String()
-	list, err := leases.List(ctx, metav1.ListOptions{FieldSelector: sel})
+	// list records the Lease as it is now and returns the revision to watch
+	// from.
+	list := func() (string, error) {
+		list, err := leases.List(ctx, metav1.ListOptions{FieldSelector: sel})
+		if err != nil {
+			return "", err
+		}
+		for i := range list.Items {
+			h.add(&list.Items[i], false)
+		}
+		return list.ResourceVersion, nil
+	}
+	rv, err := list()
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	for i := range list.Items {
-		h.add(&list.Items[i], false)
-	}
-	rv := list.ResourceVersion
 	go func() {
 		defer close(h.done)
 		for ctx.Err() == nil {
+			if rv == "" {
+				// The revision was lost (410 Gone: a restarted API server's
+				// watch cache begins at the revision it started from).
+				// Listing again records the Lease as it is now; versions
+				// committed in between are missed, which can only make the
+				// history older than the truth for a moment.
+				var err error
+				if rv, err = list(); err != nil {
+					rv = ""
+					time.Sleep(100 * time.Millisecond)
+					continue
+				}
+			}
 			w, err := leases.Watch(ctx, metav1.ListOptions{FieldSelector: sel, ResourceVersion: rv, AllowWatchBookmarks: true})
 			if err != nil {
+				if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+					rv = ""
+				}
 				time.Sleep(100 * time.Millisecond)
 				continue
 			}
 			for ev := range w.ResultChan() {
+				if ev.Type == watch.Error {
+					rv = ""
+					break
+				}
 				l, ok := ev.Object.(*coordinationv1.Lease)
 				if !ok {
 					continue

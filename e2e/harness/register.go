@@ -95,6 +95,13 @@ func DefaultRules() []admissionregistrationv1.RuleWithOperations {
 // default to DefaultRules; ConfigMaps are always included, because the
 // readiness probe is a ConfigMap.
 func Register(ctx context.Context, c *cluster.Cluster, wh *Webhook, rules ...admissionregistrationv1.RuleWithOperations) error {
+	return RegisterAt(ctx, c, wh.Port, wh.Certs.CAPEM, rules...)
+}
+
+// RegisterAt is Register for whatever serves /validate on 127.0.0.1:port
+// with a certificate signed by caPEM: a webhook, or a Proxy in front of
+// several.
+func RegisterAt(ctx context.Context, c *cluster.Cluster, port int, caPEM []byte, rules ...admissionregistrationv1.RuleWithOperations) error {
 	if len(rules) == 0 {
 		rules = DefaultRules()
 	}
@@ -103,9 +110,9 @@ func Register(ctx context.Context, c *cluster.Cluster, wh *Webhook, rules ...adm
 	}
 	if _, err := c.RegisterWebhook(ctx, cluster.Webhook{
 		Name:              WebhookName,
-		Port:              wh.Port,
+		Port:              port,
 		Path:              "/validate",
-		CABundle:          wh.Certs.CAPEM,
+		CABundle:          caPEM,
 		Rules:             rules,
 		FailurePolicy:     admissionregistrationv1.Fail,
 		TimeoutSeconds:    3,
@@ -124,6 +131,13 @@ func Unregister(ctx context.Context, c *cluster.Cluster) error {
 		return err
 	}
 	return waitProbe(ctx, c, false)
+}
+
+// WaitEnforced returns once the API server calls the registered webhook
+// again (for instance after it was restarted and read its configuration
+// anew).
+func WaitEnforced(ctx context.Context, c *cluster.Cluster) error {
+	return waitProbe(ctx, c, true)
 }
 
 func coversConfigMaps(rules []admissionregistrationv1.RuleWithOperations) bool {

@@ -22,6 +22,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"leasefence.io/e2e/cluster"
 )
@@ -49,6 +50,9 @@ type WebhookOptions struct {
 	Args []string
 	// ReadyTimeout bounds the wait for /readyz. Default 30s.
 	ReadyTimeout time.Duration
+	// APIServer, when set, is the host:port the webhook's kubeconfig sends
+	// it to instead of the API server's own (a Proxy in front of it).
+	APIServer string
 }
 
 // Webhook is a running leasefence-webhook process.
@@ -105,7 +109,7 @@ func StartWebhook(ctx context.Context, opts WebhookOptions) (*Webhook, error) {
 			return nil, errors.New("StartWebhook: a kube lease source needs Cluster")
 		}
 		w.Kubeconfig = filepath.Join(opts.Dir, fmt.Sprintf("webhook-%d.kubeconfig", seq))
-		if err := webhookIdentity(ctx, opts.Cluster, fmt.Sprintf("leasefence-webhook-%d", seq), w.Kubeconfig); err != nil {
+		if err := webhookIdentity(ctx, opts.Cluster, fmt.Sprintf("leasefence-webhook-%d", seq), w.Kubeconfig, opts.APIServer); err != nil {
 			return nil, err
 		}
 	}
@@ -177,8 +181,9 @@ func (w *Webhook) start(ctx context.Context, bin string, readyTimeout time.Durat
 
 // webhookIdentity creates (once per cluster) the namespace, ServiceAccount,
 // ClusterRole and ClusterRoleBinding, and for each webhook process a Pod and
-// a token bound to it, written as a kubeconfig.
-func webhookIdentity(ctx context.Context, c *cluster.Cluster, podName, kubeconfig string) error {
+// a token bound to it, written as a kubeconfig (that names server instead of
+// the API server's address when server is set).
+func webhookIdentity(ctx context.Context, c *cluster.Cluster, podName, kubeconfig, server string) error {
 	ignoreExists := func(err error) error {
 		// The errors are wrapped; IsAlreadyExists looks through (errors.As).
 		if apierrors.IsAlreadyExists(err) {
@@ -228,7 +233,17 @@ func webhookIdentity(ctx context.Context, c *cluster.Cluster, podName, kubeconfi
 	if err != nil {
 		return err
 	}
-	return c.WriteTokenKubeconfig(kubeconfig, podName, token)
+	if err := c.WriteTokenKubeconfig(kubeconfig, podName, token); err != nil || server == "" {
+		return err
+	}
+	cfg, err := clientcmd.LoadFromFile(kubeconfig)
+	if err != nil {
+		return err
+	}
+	for _, cl := range cfg.Clusters {
+		cl.Server = "https://" + server
+	}
+	return clientcmd.WriteToFile(*cfg, kubeconfig)
 }
 
 func (w *Webhook) exited() bool {
@@ -240,12 +255,19 @@ func (w *Webhook) exited() bool {
 	}
 }
 
+// Kill ends the webhook like a crash (SIGKILL to its process group) and
+// waits for it.
+func (w *Webhook) Kill() { w.kill() }
+
 func (w *Webhook) kill() {
 	if w.cmd != nil && w.cmd.Process != nil && !w.exited() {
 		_ = syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
 		<-w.done
 	}
 }
+
+// Addr is the host:port of /validate.
+func (w *Webhook) Addr() string { return fmt.Sprintf("127.0.0.1:%d", w.Port) }
 
 // URL is the address the API server calls.
 func (w *Webhook) URL() string { return fmt.Sprintf("https://127.0.0.1:%d/validate", w.Port) }

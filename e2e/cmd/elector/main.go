@@ -34,6 +34,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/klog/v2"
 
 	fencing "leasefence.io/fencing/go"
@@ -85,6 +86,7 @@ func main() {
 		retryPeriod   = flag.Duration("retry-period", 500*time.Millisecond, "leaderelection RetryPeriod")
 		noStamp       = flag.Bool("no-stamp", false, "write without a stamp, as a controller that calls no helper")
 		fencingMode   = flag.String("fencing", "", "fencing mode the protection annotation names (stamp or identity); empty: none, the webhook's default")
+		clockOffset   = flag.Duration("clock-offset", 0, "how far this process's wall clock is off the host's, as seen in the renewTime and acquireTime it writes into the Lease (e.g. 400ms ahead, -400ms behind)")
 	)
 	flag.Parse()
 	if *kubeconfig == "" || *namespace == "" || *pod == "" {
@@ -115,6 +117,10 @@ func main() {
 	}
 	identity := *pod + "_" + string(uuid.NewUUID())
 	lock := fencing.NewLeaseLock(*namespace, *leaseName, identity, client.CoordinationV1(), nil)
+	var elected resourcelock.Interface = lock
+	if *clockOffset != 0 {
+		elected = &offsetLock{Lock: lock, offset: *clockOffset}
+	}
 
 	w := &writer{
 		client: client, lock: lock, identity: identity,
@@ -144,7 +150,7 @@ func main() {
 	defer stop()
 	emit(Line{Time: time.Now(), Identity: identity, Event: "ready"})
 	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
-		Lock:          lock,
+		Lock:          elected,
 		LeaseDuration: *leaseDuration,
 		RenewDeadline: *renewDeadline,
 		RetryPeriod:   *retryPeriod,
@@ -171,6 +177,48 @@ func main() {
 		},
 	})
 	emit(Line{Time: time.Now(), Identity: identity, Event: "exit"})
+}
+
+// offsetLock is the Lease as an elector whose wall clock is offset from the
+// host's sees and writes it. client-go's elector reads its clock for the
+// renewTime and acquireTime it writes, and otherwise only to measure
+// durations between its own readings (expiry is judged from when it last
+// saw the record change), which a constant offset leaves unchanged. Its
+// clock is not configurable (LeaderElector.clock is always the real one), so
+// the offset is applied where the times meet the Lease: added to the times
+// written, subtracted from the times read, so that an acquireTime carried
+// from a record read back is not offset twice.
+type offsetLock struct {
+	*fencing.Lock
+	offset time.Duration
+}
+
+func (l *offsetLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	r, _, err := l.Lock.Get(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	l.shift(r, -l.offset)
+	raw, err := json.Marshal(*r)
+	return r, raw, err
+}
+
+func (l *offsetLock) Create(ctx context.Context, r resourcelock.LeaderElectionRecord) error {
+	l.shift(&r, l.offset)
+	return l.Lock.Create(ctx, r)
+}
+
+func (l *offsetLock) Update(ctx context.Context, r resourcelock.LeaderElectionRecord) error {
+	l.shift(&r, l.offset)
+	return l.Lock.Update(ctx, r)
+}
+
+func (l *offsetLock) shift(r *resourcelock.LeaderElectionRecord, d time.Duration) {
+	for _, t := range []*metav1.Time{&r.AcquireTime, &r.RenewTime} {
+		if !t.IsZero() {
+			t.Time = t.Add(d)
+		}
+	}
 }
 
 func termOf(lock *fencing.Lock) *int32 {
