@@ -2105,6 +2105,55 @@ static void test_too_large_seen(void **state) {
   free(body);
 }
 
+/* Each answer leaves as one TLS record, header and body together
+ * (libmicrohttpd writes them separately; the server holds the records back
+ * until the answer is complete). gnutls_record_recv hands over one record's
+ * data per call, so one call must return the whole answer, on every one of
+ * several answers on a kept-alive connection (the first after the
+ * handshake's own messages, the rest after an answer). */
+static void test_one_record_per_answer(void **state) {
+  char *allow = NULL;
+  char *deny = NULL;
+  char req[16384];
+  char buf[16384];
+  raw_tls t;
+  int i;
+
+  (void)state;
+  traffic_bodies(&allow, &deny);
+  raw_open(&t, main_srv.port);
+  gnutls_record_set_timeout(t.session, 20000 * slow);
+  for (i = 0; i < 6; i++) {
+    const char *body = i % 2 == 0 ? allow : deny;
+    int n = snprintf(req, sizeof req,
+                     "POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                     "application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+    ssize_t r;
+    const char *end;
+    const char *cl;
+
+    assert_true(n > 0 && (size_t)n < sizeof req);
+    send_all(&t, req, (size_t)n);
+    do {
+      r = gnutls_record_recv(t.session, buf, sizeof buf - 1);
+    } while (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED);
+    if (r <= 0)
+      fail_msg("answer %d: %s", i, gnutls_strerror((int)r));
+    buf[r] = '\0';
+    end = strstr(buf, "\r\n\r\n");
+    cl = strcasestr(buf, "\r\nContent-Length: ");
+    if (end == NULL || cl == NULL || cl > end)
+      fail_msg("answer %d: the first record holds no complete header: %s", i, buf);
+    if ((size_t)r != (size_t)(end + 4 - buf) + strtoul(cl + 18, NULL, 10))
+      fail_msg("answer %d: the first record holds %zd bytes, not the whole answer: %s", i, r, buf);
+    assert_true(lft_contains(buf, i % 2 == 0 ? "\"allowed\":true" : "\"allowed\":false"));
+  }
+  raw_close(&t);
+  free(allow);
+  free(deny);
+}
+
 /* Over --max-connections, a client is refused at once (the connection is
  * closed at accept), not left in the kernel's backlog until its handshake
  * times out; once a slot frees, clients are served again. */
@@ -2354,6 +2403,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_cert_validity),
       cmocka_unit_test(test_body_memory_bound),
       cmocka_unit_test(test_too_large_seen),
+      cmocka_unit_test(test_one_record_per_answer),
       cmocka_unit_test(test_connection_limit),
       cmocka_unit_test(test_phase_deadlines),
       cmocka_unit_test(test_tls_old_version_alert),

@@ -13,6 +13,8 @@
 #include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -130,6 +132,9 @@ struct conn {
   /* The request in progress. */
   bool in_request;
   bool responded; /* A response was queued. */
+  /* The response's TLS records are held (gnutls_record_cork) until it is
+   * all written, then flushed as one record: on_completed uncorks. */
+  gnutls_session_t corked;
   bool has_result;
   bool body_pending;            /* The request announced a body (length above 0, or chunked). */
   unsigned long long announced; /* Content-Length, or 0. */
@@ -159,7 +164,60 @@ static const char MSG_NO_MEMORY[] =
     "leasefence: the server has no memory left for request bodies (--max-body-memory); retry "
     "shortly\n";
 
-static enum MHD_Result respond(lfw_server *s, struct MHD_Connection *c, unsigned status,
+/* How long on_completed waits for a client to take a corked response. A
+ * client that reads its answers never makes it wait: the response is far
+ * smaller than a socket's send buffer. Only one that sends request after
+ * request without reading fills the buffer, and it is cut off. */
+#define UNCORK_WAIT_MS 1000
+
+/* Holds the response's TLS records back until the response is all written
+ * (libmicrohttpd writes the header and the body separately, each its own
+ * record and its own sendmsg), so it leaves as one record: one encryption,
+ * one system call, one read for the API server. */
+static void cork(conn *k, struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+
+  if (k != NULL && ci != NULL && ci->tls_session != NULL) {
+    gnutls_record_cork(ci->tls_session);
+    k->corked = ci->tls_session;
+  }
+}
+
+/* Sends what cork() held back, waiting at most UNCORK_WAIT_MS for the
+ * socket to take it; a client that has not read for that long loses its
+ * connection (the shutdown makes libmicrohttpd close it). */
+static void uncork(conn *k) {
+  int64_t until = lfw_monotonic_us() + (int64_t)UNCORK_WAIT_MS * 1000;
+  int rc;
+
+  if (k->corked == NULL)
+    return;
+  for (;;) {
+    rc = gnutls_record_uncork(k->corked, 0);
+    if (rc != GNUTLS_E_AGAIN && rc != GNUTLS_E_INTERRUPTED)
+      break;
+    int64_t left_ms = (until - lfw_monotonic_us()) / 1000;
+    struct pollfd pfd = {.fd = k->fd, .events = POLLOUT};
+    if (left_ms <= 0 || poll(&pfd, 1, (int)left_ms) < 0) {
+      rc = GNUTLS_E_PUSH_ERROR;
+      break;
+    }
+  }
+  if (rc < 0) {
+    (void)shutdown(k->fd, SHUT_RDWR);
+  } else {
+    /* libmicrohttpd corks the socket (TCP_CORK) for the header and lifts it
+     * when it believes the body is out, which, with the records held here,
+     * is before anything reached the socket: the kernel would then hold the
+     * record for its 200 ms cork limit. Lifting it pushes the record now. */
+    int off = 0;
+    (void)setsockopt(k->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+  }
+  k->corked = NULL;
+}
+
+static enum MHD_Result respond(lfw_server *s, conn *k, struct MHD_Connection *c, unsigned status,
                                const char *type, const char *body, size_t len) {
   struct MHD_Response *r;
   enum MHD_Result ret;
@@ -177,14 +235,17 @@ static enum MHD_Result respond(lfw_server *s, struct MHD_Connection *c, unsigned
     MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
   if (atomic_load_explicit(&s->draining, memory_order_relaxed))
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+  cork(k, c);
   ret = MHD_queue_response(c, status, r);
   MHD_destroy_response(r);
+  if (ret != MHD_YES && k != NULL)
+    uncork(k);
   return ret;
 }
 
-static enum MHD_Result respond_text(lfw_server *s, struct MHD_Connection *c, unsigned status,
-                                    const char *msg) {
-  return respond(s, c, status, "text/plain; charset=utf-8", msg, strlen(msg));
+static enum MHD_Result respond_text(lfw_server *s, conn *k, struct MHD_Connection *c,
+                                    unsigned status, const char *msg) {
+  return respond(s, k, c, status, "text/plain; charset=utf-8", msg, strlen(msg));
 }
 
 /* "application/json", any case, optionally followed by parameters. */
@@ -311,7 +372,7 @@ static enum MHD_Result refuse(lfw_server *s, conn *k, struct MHD_Connection *c, 
   if (at_headers && (!k->body_pending || k->announced > discard_max(s))) {
     k->responded = true;
     set_phase(s, k, PH_BUSY, 0);
-    return respond_text(s, c, status, msg);
+    return respond_text(s, k, c, status, msg);
   }
   k->refuse_status = status;
   k->refuse_msg = msg;
@@ -347,7 +408,7 @@ static enum MHD_Result first_call(lfw_server *s, conn *k, struct MHD_Connection 
     if (errno != 0 || end == len_text || *end != '\0') {
       early_result(k, LFW_D_ERROR, LFW_R_INVALID_REVIEW);
       k->responded = true;
-      return respond_text(s, c, MHD_HTTP_BAD_REQUEST, MSG_BAD_LENGTH);
+      return respond_text(s, k, c, MHD_HTTP_BAD_REQUEST, MSG_BAD_LENGTH);
     }
     k->announced = len;
     k->body_pending = k->body_pending || len > 0;
@@ -406,7 +467,7 @@ static enum MHD_Result final_call(lfw_server *s, conn *k, struct MHD_Connection 
   k->responded = true;
   set_phase(s, k, PH_BUSY, 0);
   if (k->refuse_status != 0)
-    return respond_text(s, c, k->refuse_status, k->refuse_msg);
+    return respond_text(s, k, c, k->refuse_status, k->refuse_msg);
   /* The scanner needs room for up to the whole body: charge it now, so a
    * budget that is spent gets a clear 503 rather than a parse failure. */
   lfw_buf_reset(&k->scratch);
@@ -415,7 +476,7 @@ static enum MHD_Result final_call(lfw_server *s, conn *k, struct MHD_Connection 
     lfw_buf_free(&k->body);
     early_result(k, LFW_D_ERROR, LFW_R_TOO_LARGE);
     atomic_fetch_add(&s->refused_memory, 1);
-    return respond_text(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, MSG_NO_MEMORY);
+    return respond_text(s, k, c, MHD_HTTP_SERVICE_UNAVAILABLE, MSG_NO_MEMORY);
   }
   /* What parsing will take, from the pruned text (or the whole body, which
    * is parsed when it cannot be pruned). The review path prunes it again;
@@ -429,7 +490,7 @@ static enum MHD_Result final_call(lfw_server *s, conn *k, struct MHD_Connection 
     lfw_buf_free(&k->body);
     early_result(k, LFW_D_ERROR, LFW_R_TOO_LARGE);
     atomic_fetch_add(&s->refused_memory, 1);
-    return respond_text(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, MSG_NO_MEMORY);
+    return respond_text(s, k, c, MHD_HTTP_SERVICE_UNAVAILABLE, MSG_NO_MEMORY);
   }
   lfw_review_handle(s->env, k->body.data != NULL ? k->body.data : "", k->body.len, &k->scratch,
                     &k->resp, &k->result);
@@ -439,10 +500,10 @@ static enum MHD_Result final_call(lfw_server *s, conn *k, struct MHD_Connection 
   k->has_result = true;
   if (k->resp.overflow) {
     k->result.decision = LFW_D_ERROR;
-    return respond_text(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+    return respond_text(s, k, c, MHD_HTTP_INTERNAL_SERVER_ERROR,
                         "leasefence: the response did not fit its buffer\n");
   }
-  return respond(s, c, (unsigned)k->result.http_status,
+  return respond(s, k, c, (unsigned)k->result.http_status,
                  k->result.json ? "application/json" : "text/plain; charset=utf-8", k->resp.data,
                  k->resp.len);
 }
@@ -499,6 +560,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
   if (k == NULL)
     return;
   *req_cls = NULL;
+  uncork(k);
   /* Waiting for the next request: the idle timeout, counted from now and not
    * renewed by a request line that trickles in. */
   set_phase(s, k, PH_IDLE, (int64_t)s->cfg->idle_timeout_s * 1000000);
