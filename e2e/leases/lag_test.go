@@ -77,6 +77,18 @@ func (p *lagProxy) CAPEM() []byte {
 // SetLag applies to watches opened from now on.
 func (p *lagProxy) SetLag(d time.Duration) { p.lag.Store(int64(d)) }
 
+// awaitLagged waits until a watch opened since SetLag delivers through the
+// lag (the one open before it ends within the server's 5 s period).
+func (p *lagProxy) awaitLagged(ctx context.Context, t *testing.T) {
+	t.Helper()
+	if err := cluster.Poll(ctx, 30*time.Second, 50*time.Millisecond, func(context.Context) (bool, string, error) {
+		return p.lagged.Load() > 0 && p.delivered.Load() > 0,
+			fmt.Sprintf("lagged watches %d, bytes delivered late %d", p.lagged.Load(), p.delivered.Load()), nil
+	}); err != nil {
+		t.Fatalf("the webhook's watch never went through the lag: %v", err)
+	}
+}
+
 type lagChunk struct {
 	data []byte
 	err  error
@@ -196,12 +208,7 @@ func TestCacheLaggingWatch(t *testing.T) {
 	// Lag every watch from now on, and wait until the webhook's watch is a
 	// lagged one that delivers (the one open now ends within 5 s).
 	p.SetLag(lag)
-	if err := cluster.Poll(ctx, 30*time.Second, 50*time.Millisecond, func(context.Context) (bool, string, error) {
-		return p.lagged.Load() > 0 && p.delivered.Load() > 0,
-			fmt.Sprintf("lagged watches %d, bytes delivered late %d", p.lagged.Load(), p.delivered.Load()), nil
-	}); err != nil {
-		t.Fatalf("the webhook's watch never went through the lag: %v", err)
-	}
+	p.awaitLagged(ctx, t)
 	base := cacheLookups(ctx, t, wh)
 
 	// Released (ReleaseOnCancel) and taken over by pod-b in term 1.
