@@ -220,7 +220,8 @@ static void log_decision(const lfw_review_env *env, const lf_request *req, const
 
 /* Parses the review: the pruned projection when it can be made, else (and
  * for the error message of a body that is not valid JSON) the whole body. */
-static json_t *parse(const char *body, size_t len, lfw_buf *scratch, json_error_t *jerr) {
+static json_t *parse(const char *body, size_t len, lfw_buf *scratch, bool pruned,
+                     json_error_t *jerr) {
   json_t *root = NULL;
 
   /* JSON_REJECT_DUPLICATES: a review with two "uid" or two "object" keys is
@@ -232,7 +233,7 @@ static json_t *parse(const char *body, size_t len, lfw_buf *scratch, json_error_
   const size_t flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL;
 
   lf_json_watch_begin();
-  if (scratch != NULL && lfw_prune_review(body, len, scratch) == LFW_PRUNE_OK)
+  if (scratch != NULL && (pruned || lfw_prune_review(body, len, scratch) == LFW_PRUNE_OK))
     root = json_loadb(scratch->data, scratch->len, flags, jerr);
   if (root == NULL && !lf_json_watch_failed())
     root = json_loadb(body, len, flags, jerr);
@@ -253,8 +254,10 @@ static int64_t decision_time(const lfw_review_env *env) {
   return env->clock != NULL ? env->clock() : lfw_realtime_us();
 }
 
-void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, lfw_buf *scratch,
-                       lfw_buf *out, lfw_review_result *res) {
+/* lfw_review_handle and lfw_review_handle_pruned: `pruned` says that
+ * `scratch` already holds the pruned review. */
+static void handle(const lfw_review_env *env, const char *body, size_t len, lfw_buf *scratch,
+                   bool pruned, lfw_buf *out, lfw_review_result *res) {
   json_error_t jerr;
   json_t *root = NULL;
   const json_t *request;
@@ -285,7 +288,7 @@ void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, 
                     "the request body is empty; expected an admission.k8s.io/v1 AdmissionReview");
     goto out;
   }
-  root = parse(body, len, scratch, &jerr);
+  root = parse(body, len, scratch, pruned, &jerr);
   if (root == NULL && json_error_code(&jerr) == json_error_out_of_memory) {
     answer_oom(out, res);
     goto out;
@@ -445,4 +448,14 @@ out:
     answer_oom(out, res);
   json_decref(parent);
   json_decref(root);
+}
+
+void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, lfw_buf *scratch,
+                       lfw_buf *out, lfw_review_result *res) {
+  handle(env, body, len, scratch, false, out, res);
+}
+
+void lfw_review_handle_pruned(const lfw_review_env *env, const char *body, size_t len,
+                              lfw_buf *pruned, lfw_buf *out, lfw_review_result *res) {
+  handle(env, body, len, pruned, pruned != NULL, out, res);
 }

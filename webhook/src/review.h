@@ -61,4 +61,11 @@ typedef struct lfw_review_result {
 void lfw_review_handle(const lfw_review_env *env, const char *body, size_t len, lfw_buf *scratch,
                        lfw_buf *out, lfw_review_result *res);
 
+/* As lfw_review_handle, for a body its caller has already pruned: `pruned`
+ * holds what lfw_prune_review(body, len, pruned) made when it answered
+ * LFW_PRUNE_OK, or is NULL when it did not (the whole body is parsed then).
+ * Spares the second scan of the body. */
+void lfw_review_handle_pruned(const lfw_review_env *env, const char *body, size_t len,
+                              lfw_buf *pruned, lfw_buf *out, lfw_review_result *res);
+
 #endif /* LFW_REVIEW_H */

@@ -461,6 +461,7 @@ static enum MHD_Result body_data(lfw_server *s, conn *k, struct MHD_Connection *
 /* The whole request is in: answer it. */
 static enum MHD_Result final_call(lfw_server *s, conn *k, struct MHD_Connection *c) {
   size_t parse_charge;
+  bool pruned;
 
   if (k->responded)
     return MHD_YES;
@@ -479,21 +480,19 @@ static enum MHD_Result final_call(lfw_server *s, conn *k, struct MHD_Connection 
     return respond_text(s, k, c, MHD_HTTP_SERVICE_UNAVAILABLE, MSG_NO_MEMORY);
   }
   /* What parsing will take, from the pruned text (or the whole body, which
-   * is parsed when it cannot be pruned). The review path prunes it again;
-   * the scan is cheap next to the parse. */
-  parse_charge = (lfw_prune_review(k->body.data != NULL ? k->body.data : "", k->body.len,
-                                   &k->scratch) == LFW_PRUNE_OK
-                      ? k->scratch.len
-                      : k->body.len) *
-                 PARSE_FACTOR;
+   * is parsed when it cannot be pruned). The review path parses this very
+   * projection, without scanning the body again. */
+  pruned = lfw_prune_review(k->body.data != NULL ? k->body.data : "", k->body.len, &k->scratch) ==
+           LFW_PRUNE_OK;
+  parse_charge = (pruned ? k->scratch.len : k->body.len) * PARSE_FACTOR;
   if (lfw_budget_take(&s->budget, parse_charge, parse_charge) != 0) {
     lfw_buf_free(&k->body);
     early_result(k, LFW_D_ERROR, LFW_R_TOO_LARGE);
     atomic_fetch_add(&s->refused_memory, 1);
     return respond_text(s, k, c, MHD_HTTP_SERVICE_UNAVAILABLE, MSG_NO_MEMORY);
   }
-  lfw_review_handle(s->env, k->body.data != NULL ? k->body.data : "", k->body.len, &k->scratch,
-                    &k->resp, &k->result);
+  lfw_review_handle_pruned(s->env, k->body.data != NULL ? k->body.data : "", k->body.len,
+                           pruned ? &k->scratch : NULL, &k->resp, &k->result);
   lfw_budget_give(&s->budget, parse_charge);
   if (parse_charge >= TRIM_AFTER_PARSE)
     malloc_trim(0);
