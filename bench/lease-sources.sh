@@ -22,6 +22,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
+. "$here/lib.sh"
 build=$root/build-bench
 secs=${1:-10}
 work=$(mktemp -d /tmp/lf-lease-bench-XXXXXX)
@@ -52,10 +53,7 @@ for tool in wrk curl cmake python3 cc go; do
 done
 
 echo "== build (Release) in $build"
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLF_TESTS=OFF -DLF_WITH_KUBE=ON -DLF_WITH_WEBHOOK=ON -DLF_WITH_CERTS=ON >"$work/cmake.log" 2>&1 ||
-  { cat "$work/cmake.log"; exit 1; }
-cmake --build "$build" --target leasefence-webhook leasefence-certs -j"$(nproc)" \
-  >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
+bench_build "$build" "$work" leasefence-webhook leasefence-certs
 cc -O2 -o "$build/ratelat" "$here/ratelat.c" -lcurl -lpthread
 bin=$("$root/e2e/build.sh")
 (cd "$root/e2e" && go build -o "$work/lfcluster" ./cmd/lfcluster)
@@ -95,12 +93,7 @@ mkdir -p "$work/certs"
 "$build/certs/leasefence-certs" all --dir "$work/certs" --service leasefence --namespace leasefence \
   --ip 127.0.0.1 >/dev/null
 
-cat >"$work/post.lua" <<EOF
-local f = assert(io.open("$work/review.json", "rb"))
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/json"
+bench_wrk_script "$work" <<'EOF'
 function done(summary, latency, requests)
   io.write(string.format("RESULT %d %.0f %.3f %.3f %d\n", summary.requests,
     summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,

@@ -5,7 +5,8 @@
 
 OUT_DIR/review.json: an UPDATE of a protected ConfigMap (16 data keys in
 object and oldObject, 2.4 kB) from a pod-bound service account, stamped with
-the current term of Lease default/ctrl. OUT_DIR/leases/default/ctrl.json: that
+the current term of Lease default/ctrl (per request in fieldManager, and on
+the object). OUT_DIR/leases/default/ctrl.json: that
 Lease, renewed now for an hour (the file Lease source reads it; the
 Kubernetes benchmarks create it in the API server). LEASE_UID defaults to a
 fixed one; pass the real uid when the Lease lives in an API server.
@@ -52,5 +53,5 @@ review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
                                              "authentication.kubernetes.io/pod-uid": ["0000"]}},
                       "object": obj(), "oldObject": obj(), "dryRun": False,
                       "options": {"apiVersion": "meta.k8s.io/v1", "kind": "UpdateOptions",
-                                  "fieldManager": "ctrl"}}}
+                                  "fieldManager": stamp}}}
 json.dump(review, open(f"{out}/review.json", "w"))

@@ -31,6 +31,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
+. "$here/lib.sh"
 build=$root/build-bench
 secs=${1:-10}
 rate=${2:-7500}
@@ -52,10 +53,7 @@ for tool in wrk curl cmake python3 cc; do
 done
 
 echo "== build (Release) in $build"
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLF_TESTS=OFF -DLF_WITH_KUBE=ON \
-  >"$work/cmake.log" 2>&1 || { cat "$work/cmake.log"; exit 1; }
-cmake --build "$build" --target leasefence-webhook -j"$(nproc)" >"$work/build.log" 2>&1 ||
-  { cat "$work/build.log"; exit 1; }
+bench_build "$build" "$work" leasefence-webhook
 cc -O2 -o "$build/ratelat" "$here/ratelat.c" -lcurl -lpthread
 certs_tool=$root/tests/webhook/certs-openssl.sh
 if cmake --build "$build" --target leasefence-certs -j"$(nproc)" >>"$work/build.log" 2>&1; then
@@ -71,12 +69,7 @@ body_bytes=$(wc -c <"$work/review.json")
 
 # wrk script: POST the review; report percentiles (wrk's own --latency stops
 # at p99).
-cat >"$work/post.lua" <<EOF
-local f = assert(io.open("$work/review.json", "rb"))
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/json"
+bench_wrk_script "$work" <<'EOF'
 function done(summary, latency, requests)
   local secs = summary.duration / 1e6
   io.write(string.format("RESULT reviews/s=%.0f p50_ms=%.3f p99_ms=%.3f p99.9_ms=%.3f max_ms=%.3f errors=%d non2xx=%d\n",

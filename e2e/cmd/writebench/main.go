@@ -5,7 +5,7 @@
 // (CEL has no clock, so that policy cannot judge expiry, and its params come
 // from the API server's informer cache: see docs/benchmarks.md).
 //
-//	go run ./cmd/writebench [-n 300] [-workers 1,8] [-rounds 5] [-reads 200]
+//	go run ./cmd/writebench [-n 300] [-workers 1,8] [-rounds 5] [-reads 200] [-alt BUILD]
 //
 // Every mode has a namespace of its own (its Lease, its protected
 // ConfigMaps, its webhook configuration or policy binding), and all of them
@@ -63,6 +63,7 @@ type mode struct {
 	key    string // short name, and the namespace's suffix
 	title  string
 	source string // leasefence's --lease-source; "" for none and the policy
+	build  string // the C build to run the webhook from; "" for LF_BUILD_DIR
 	ns     string
 	stamp  string
 	wh     *harness.Webhook
@@ -83,14 +84,15 @@ func main() {
 	workersFlag := flag.String("workers", "1,8", "comma-separated numbers of concurrent writers")
 	rounds := flag.Int("rounds", 5, "interleaved rounds (each runs n/rounds updates per writer of every mode)")
 	reads := flag.Int("reads", 200, "Lease reads per alternative in the read comparison (0: skip it)")
+	alt := flag.String("alt", "", "another C build folder: adds a mode running its webhook with the strong source, to compare a change side by side")
 	flag.Parse()
-	if err := run(*n, *workersFlag, *rounds, *reads); err != nil {
+	if err := run(*n, *workersFlag, *rounds, *reads, *alt); err != nil {
 		fmt.Fprintln(os.Stderr, "writebench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, workersFlag string, rounds, reads int) error {
+func run(n int, workersFlag string, rounds, reads int, alt string) error {
 	var workers []int
 	for _, f := range strings.Split(workersFlag, ",") {
 		w, err := strconv.Atoi(strings.TrimSpace(f))
@@ -124,6 +126,9 @@ func run(n int, workersFlag string, rounds, reads int) error {
 		{key: "policy", title: "ValidatingAdmissionPolicy"},
 		{key: "strong", title: "leasefence kube", source: "kube"},
 		{key: "cached", title: "leasefence kube-cached", source: "kube-cached"},
+	}
+	if alt != "" {
+		modes = append(modes, &mode{key: "alt", title: "leasefence kube, -alt", source: "kube", build: alt})
 	}
 	for _, m := range modes {
 		m.ns = "wb-" + m.key
@@ -236,6 +241,11 @@ func setupMode(ctx context.Context, c *cluster.Cluster, dir string, m *mode, wri
 	case m.key == "policy":
 		return installPolicy(ctx, c, m.ns)
 	case m.source != "":
+		if m.build != "" {
+			prev := os.Getenv(harness.BuildDirEnv)
+			os.Setenv(harness.BuildDirEnv, m.build)
+			defer os.Setenv(harness.BuildDirEnv, prev)
+		}
 		m.wh, err = harness.StartWebhook(ctx, harness.WebhookOptions{Cluster: c, Dir: dir + "/" + m.key,
 			LeaseSource: m.source, Args: []string{"-v", "0"}})
 		if err != nil {
