@@ -256,7 +256,11 @@ func (w *writer) run(ctx context.Context, interval time.Duration) {
 			w.mu.Lock()
 			w.held = &s
 			w.mu.Unlock()
-			w.write(ctx, s, "tick")
+			// A write once sent is seen through to the API server's answer,
+			// even when this process stops leading meanwhile: a request
+			// cancelled in flight has no verdict, though the API server may
+			// have committed it, and every write is judged by its verdict.
+			w.write(context.WithoutCancel(ctx), s, "tick")
 		}
 		select {
 		case <-ctx.Done():
