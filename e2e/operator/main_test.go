@@ -3,7 +3,9 @@
 // separate processes against the real control plane, through randomised
 // split brains, and judges every write against the Lease's history: with
 // the webhook and pod-bound tokens, with the webhook and plain
-// service-account tokens, and without the webhook (the control).
+// service-account tokens, and without the webhook (the control); then
+// with stamping switched off (controller-runtime's own manager) on
+// summaries fenced by identity, with the webhook and without it.
 package operator_test
 
 import (
@@ -23,6 +25,7 @@ var (
 	wh          *harness.Webhook
 	operatorBin string
 	workDir     string
+	auditLog    string // the API server's audit log (audit_test.go)
 )
 
 // The webhook judges a Lease expired at renewTime + duration -
@@ -51,7 +54,12 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if cp, err = cluster.Start(ctx, cluster.Options{}); err != nil {
+	var auditFlags []string
+	if auditFlags, auditLog, err = auditArgs(workDir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if cp, err = cluster.Start(ctx, cluster.Options{ExtraAPIServerArgs: auditFlags}); err != nil {
 		fmt.Fprintf(os.Stderr, "cannot start the control plane: %v\n", err)
 		return 1
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -156,7 +157,10 @@ type replica struct {
 	done     chan struct{}
 }
 
-func startReplica(ctx context.Context, dir, ns, pod string, mode tokenMode) (*replica, error) {
+// startReplica starts the operator with --fencing=fencing (stamp or
+// identity). Its identity is known from its log when it stamps; else it is
+// learnt from the Lease when the replica first holds it (holds).
+func startReplica(ctx context.Context, dir, ns, pod string, mode tokenMode, fencing string) (*replica, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -210,6 +214,7 @@ func startReplica(ctx context.Context, dir, ns, pod string, mode tokenMode) (*re
 	// (exec keeps the pid, so signals reach the operator).
 	r.cmd = exec.Command("unshare", "--uts", "--", "sh", "-c", `hostname "$0" && exec "$@"`, pod, operatorBin,
 		"--kubeconfig", kubeconfig,
+		"--fencing", fencing,
 		"--leader-election-namespace", ns, "--leader-election-id", leaseName, "--watch-namespace", ns,
 		"--health-probe-bind-address", "0", "--metrics-bind-address", "0",
 		"--leader-election-lease-duration", leaseDuration.String(),
@@ -298,6 +303,16 @@ func (r *replica) writes() []logLine {
 		}
 	}
 	return out
+}
+
+// holds tells whether the Lease record names this replica as its holder:
+// by its identity when known, else by its pod's name before the "_<uuid>"
+// of controller-runtime's identity.
+func (r *replica) holds(l harness.LeaseRecord) bool {
+	if r.identity != "" {
+		return l.Holder == r.identity
+	}
+	return strings.HasPrefix(l.Holder, r.pod+"_")
 }
 
 func (r *replica) pause() error  { return r.cmd.Process.Signal(syscall.SIGSTOP) }

@@ -62,7 +62,27 @@ const (
 //     cannot read the Lease in time (LeaseUnavailable, seen on a machine
 //     under heavy load), all printed separately as window.
 //
-// One line per mode: trials=N stale_admitted=X current_denied=Y.
+// Identity fencing (docs/protocol.md, section 7a): two more modes run the
+// operator with --fencing=identity, controller-runtime's own manager and
+// elector with no stamp on any write, on summaries annotated
+// "identity:<namespace>/op", with pod-bound tokens, with the webhook and
+// without it (the control). No write carries a stamp, so the writer of
+// each version, and when each write arrived, come from the API server's
+// audit log (audit_test.go); a write is stale when it arrived while the
+// Lease was held by another pod:
+//
+//   - stale_admitted: a version of the summary committed (by
+//     resourceVersion) while another pod than its writer's held the Lease,
+//     its write having arrived after that change was observed. A write
+//     that arrived before it is printed as window: the webhook's read of
+//     the Lease is not atomic with the commit, and identity fencing keeps
+//     no per-object term to close that gap (section 7a.1). Must be 0 with
+//     the webhook; the control must show some.
+//   - current_denied: a write denied although it arrived from the holder's
+//     pod, with the same window as above.
+//
+// One line per mode: trials=N takeovers writes stale_attempts stale_admitted
+// current_denied window, and the mode's wall time.
 func TestOperatorTrials(t *testing.T) {
 	n := 2
 	if v := os.Getenv("LF_OPERATOR_TRIALS"); v != "" {
@@ -82,10 +102,13 @@ func TestOperatorTrials(t *testing.T) {
 		name    string
 		tokens  tokenMode
 		webhook bool
+		fencing string // the operator's --fencing
 	}{
-		{"pod-bound tokens, webhook", podBound, true},
-		{"plain service-account tokens, webhook", plainSA, true},
-		{"no webhook (control)", plainSA, false},
+		{"pod-bound tokens, webhook", podBound, true, "stamp"},
+		{"plain service-account tokens, webhook", plainSA, true, "stamp"},
+		{"no webhook (control)", plainSA, false, "stamp"},
+		{"identity fencing, no stamps, webhook", podBound, true, "identity"},
+		{"identity fencing, no stamps, no webhook (control)", podBound, false, "identity"},
 	}
 	var summaries []string
 	for mi, m := range modes {
@@ -102,10 +125,12 @@ func TestOperatorTrials(t *testing.T) {
 				}()
 			}
 			var total tally
+			began := time.Now()
 			for i := 0; i < n; i++ {
 				p := trialParams{
 					ns:         fmt.Sprintf("op-%d-%d", mi, i),
 					tokens:     m.tokens,
+					fencing:    m.fencing,
 					takeover:   i == 0 || rng.IntN(3) != 0,
 					shortPause: time.Duration(300+rng.IntN(1700)) * time.Millisecond,
 					leadFor:    time.Duration(rng.IntN(1000)) * time.Millisecond,
@@ -117,15 +142,19 @@ func TestOperatorTrials(t *testing.T) {
 				if err != nil {
 					t.Fatalf("trial %d (%+v): %v", i, p, err)
 				}
-				t.Logf("trial %d: takeover=%v hold %v resume gap %v, %d writes, %d stale denied, stale_admitted=%d current_denied=%d window=%d",
-					i, tl.takeovers > 0, p.holdFor, p.resumeGap, tl.writes, tl.staleDenied, len(tl.staleAdmitted), len(tl.currentDenied), len(tl.window))
+				t.Logf("trial %d: takeover=%v hold %v resume gap %v, %d writes, %d stale attempts, %d stale denied, stale_admitted=%d current_denied=%d window=%d",
+					i, tl.takeovers > 0, p.holdFor, p.resumeGap, tl.writes, tl.staleAttempts, tl.staleDenied, len(tl.staleAdmitted), len(tl.currentDenied), len(tl.window))
 				total.add(tl)
 			}
 			for _, s := range total.window {
 				t.Logf("window: %s", s)
 			}
-			summary := fmt.Sprintf("operator trials, %s: trials=%d stale_admitted=%d current_denied=%d window=%d (writes=%d stale_denied=%d takeovers=%d)",
-				m.name, n, len(total.staleAdmitted), len(total.currentDenied), len(total.window), total.writes, total.staleDenied, total.takeovers)
+			for _, s := range total.staleFailed {
+				t.Logf("stale write failed otherwise: %s", s)
+			}
+			summary := fmt.Sprintf("operator trials, %s: trials=%d stale_admitted=%d current_denied=%d window=%d (takeovers=%d writes=%d stale_attempts=%d stale_denied=%d, %.0fs)",
+				m.name, n, len(total.staleAdmitted), len(total.currentDenied), len(total.window), total.takeovers, total.writes,
+				total.staleAttempts, total.staleDenied, time.Since(began).Seconds())
 			summaries = append(summaries, summary)
 			for _, s := range total.currentDenied {
 				t.Errorf("current leader's write denied: %s", s)
@@ -133,6 +162,9 @@ func TestOperatorTrials(t *testing.T) {
 			if m.webhook {
 				for _, s := range total.staleAdmitted {
 					t.Errorf("stale write admitted: %s", s)
+				}
+				if m.fencing == "identity" && total.staleDenied == 0 {
+					t.Errorf("no stale write was denied: the trials made no split brain for identity fencing to stop")
 				}
 			} else {
 				for _, s := range total.staleAdmitted {
@@ -156,6 +188,7 @@ func TestOperatorTrials(t *testing.T) {
 type trialParams struct {
 	ns         string
 	tokens     tokenMode
+	fencing    string        // the operator's --fencing: stamp or identity
 	takeover   bool          // pause a until b holds the Lease
 	shortPause time.Duration // else: pause a this long (< renewDeadline)
 	leadFor    time.Duration // how long a leads with the driver running before the hold
@@ -166,6 +199,8 @@ type trialParams struct {
 
 type tally struct {
 	writes, staleDenied, takeovers int
+	staleAttempts                  int      // writes sent or arriving while another held the Lease
+	staleFailed                    []string // stale attempts that failed otherwise (a conflict, say)
 	staleAdmitted, currentDenied   []string
 	window                         []string
 }
@@ -173,6 +208,8 @@ type tally struct {
 func (t *tally) add(o tally) {
 	t.writes += o.writes
 	t.staleDenied += o.staleDenied
+	t.staleAttempts += o.staleAttempts
+	t.staleFailed = append(t.staleFailed, o.staleFailed...)
 	t.takeovers += o.takeovers
 	t.staleAdmitted = append(t.staleAdmitted, o.staleAdmitted...)
 	t.currentDenied = append(t.currentDenied, o.currentDenied...)
@@ -278,20 +315,22 @@ func trial(t *testing.T, p trialParams) (tally, error) {
 		return tally{}, err
 	}
 
-	a, err := startReplica(ctx, dir, p.ns, "op-a", p.tokens)
+	a, err := startReplica(ctx, dir, p.ns, "op-a", p.tokens, p.fencing)
 	if err != nil {
 		return tally{}, err
 	}
 	defer a.kill()
-	if _, err := hist.WaitFor(ctx, 30*time.Second, "a leads", func(r harness.LeaseRecord) bool { return r.Holder == a.identity }); err != nil {
+	led, err := hist.WaitFor(ctx, 30*time.Second, "a leads", a.holds)
+	if err != nil {
 		return tally{}, err
 	}
-	if _, err := a.waitLine(ctx, 30*time.Second, "its first summary", func(l logLine) bool {
-		return l.Msg == "leasefence write" && l.Error == ""
+	a.identity = led.Holder
+	if err := cluster.Poll(ctx, 30*time.Second, 20*time.Millisecond, func(context.Context) (bool, string, error) {
+		return len(versions()) > 0, "waiting for a's first summary", nil
 	}); err != nil {
 		return tally{}, err
 	}
-	b, err := startReplica(ctx, dir, p.ns, "op-b", p.tokens)
+	b, err := startReplica(ctx, dir, p.ns, "op-b", p.tokens, p.fencing)
 	if err != nil {
 		return tally{}, err
 	}
@@ -317,9 +356,11 @@ func trial(t *testing.T, p trialParams) (tally, error) {
 		return tally{}, err
 	}
 	if p.takeover {
-		if _, err := hist.WaitFor(ctx, 30*time.Second, "b takes over", func(r harness.LeaseRecord) bool { return r.Holder == b.identity }); err != nil {
+		took, err := hist.WaitFor(ctx, 30*time.Second, "b takes over", b.holds)
+		if err != nil {
 			return tally{}, err
 		}
+		b.identity = took.Holder
 	} else {
 		time.Sleep(p.shortPause) // the pause under test
 	}
@@ -337,18 +378,9 @@ func trial(t *testing.T, p trialParams) (tally, error) {
 	// Done when b has written since a was resumed (b leads), or a has
 	// written twice since (a kept the Lease). controller-runtime's manager
 	// exits once its elector has lost the Lease.
-	wroteSince := func(r *replica) int {
-		n := 0
-		for _, l := range r.writes() {
-			if sent, err := parseTime(l.Sent); err == nil && l.Error == "" && sent.After(releasedAt) {
-				n++
-			}
-		}
-		return n
-	}
 	if err := cluster.Poll(ctx, 30*time.Second, 50*time.Millisecond, func(context.Context) (bool, string, error) {
-		nb, na := wroteSince(b), wroteSince(a)
-		return nb >= 1 || na >= 2, fmt.Sprintf("writes since the resume: b %d, a %d", nb, na), nil
+		na, nb, err := wroteSince(p, a, b, releasedAt)
+		return nb >= 1 || na >= 2, fmt.Sprintf("writes since the resume: b %d, a %d", nb, na), err
 	}); err != nil {
 		return tally{}, err
 	}
@@ -356,10 +388,17 @@ func trial(t *testing.T, p trialParams) (tally, error) {
 	if err := <-driverErr; err != nil {
 		return tally{}, err
 	}
-	// The last versions of the summary reach the watch: await the newest
-	// resourceVersion a write reported.
 	a.kill()
 	b.kill()
+	if p.fencing == "identity" {
+		vs, writes, err := auditAfterBarrier(ctx, auditLog, p.ns, versions)
+		if err != nil {
+			return tally{}, err
+		}
+		return judgeIdentity(hist, vs, writes), nil
+	}
+	// The last versions of the summary reach the watch: await the newest
+	// resourceVersion a write reported.
 	newest := int64(0)
 	for _, w := range append(a.writes(), b.writes()...) {
 		if rv, _ := strconv.ParseInt(w.RV, 10, 64); rv > newest {
@@ -370,6 +409,31 @@ func trial(t *testing.T, p trialParams) (tally, error) {
 		return tally{}, err
 	}
 	return judge(hist, versions(), []*replica{a, b}, a, heldAt, releasedAt), nil
+}
+
+// wroteSince counts the writes of a and b admitted since t: from their
+// logs when they stamp, from the audit log when they do not.
+func wroteSince(p trialParams, a, b *replica, t time.Time) (int, int, error) {
+	if p.fencing == "identity" {
+		writes, _, err := readAudit(auditLog, p.ns)
+		n := map[string]int{}
+		for _, w := range writes {
+			if w.RV != 0 && w.Arrived.After(t) {
+				n[w.Pod]++
+			}
+		}
+		return n[a.pod], n[b.pod], err
+	}
+	count := func(r *replica) int {
+		n := 0
+		for _, l := range r.writes() {
+			if sent, err := parseTime(l.Sent); err == nil && l.Error == "" && sent.After(t) {
+				n++
+			}
+		}
+		return n
+	}
+	return count(a), count(b), nil
 }
 
 func awaitVersion(ctx context.Context, versions func() []version, rv int64) error {
@@ -402,6 +466,7 @@ func judge(hist *harness.LeaseHistory, versions []version, replicas []*replica, 
 		}
 		at, ok := hist.AtRV(v.rv)
 		if ok && at.UID == s.LeaseUID && s.Term < at.Term {
+			tl.staleAttempts++
 			tl.staleAdmitted = append(tl.staleAdmitted, fmt.Sprintf("rv %d stamped %s term %d, committed while the Lease was held by %s in term %d",
 				v.rv, harness.ShortIdentity(s.Holder), s.Term, harness.ShortIdentity(at.Holder), at.Term))
 		}
@@ -430,21 +495,109 @@ func judge(hist *harness.LeaseHistory, versions []version, replicas []*replica, 
 				sent.Format("15:04:05.000"), w.Error, harness.ShortIdentity(at.Holder), at.Term)
 			if at.Holder != w.Holder || at.Term != *w.Term || at.UID != w.LeaseUID {
 				tl.staleDenied++
+				tl.staleAttempts++
 				continue
 			}
-			expiresAt := at.RenewTime.Add(at.Duration - skewTolerance)
-			next, changed := harness.NextChange(recs, at)
-			switch {
-			case strings.Contains(w.Error, "(LeaseUnavailable)"):
-				tl.window = append(tl.window, "holder's write denied: the webhook could not read the Lease in time and failed closed: "+desc)
-			case strings.Contains(w.Error, "(LeaseExpired)") && !done.Before(expiresAt):
-				tl.window = append(tl.window, "holder's write denied: by the webhook's rule its Lease expired before it renewed: "+desc)
-			case changed && !next.Observed.After(done.Add(time.Second)):
-				tl.window = append(tl.window, "holder's write denied: the Lease changed hands while the request was in flight: "+desc)
-			default:
-				tl.currentDenied = append(tl.currentDenied, desc)
-			}
+			tl.holderDenied(recs, at, w.Error, done, desc)
 		}
 	}
 	return tl
+}
+
+// holderDenied files a denial of the holder's write, which arrived while
+// the Lease was at and was answered at answered: in the documented window
+// (the webhook failed closed, the Lease expired by the webhook's rule
+// before its holder renewed it, or it changed hands while the request was
+// in flight), else among the current holder's wrongful denials.
+func (tl *tally) holderDenied(recs []harness.LeaseRecord, at harness.LeaseRecord, message string, answered time.Time, desc string) {
+	expiresAt := at.RenewTime.Add(at.Duration - skewTolerance)
+	next, changed := harness.NextChange(recs, at)
+	switch {
+	case strings.Contains(message, "(LeaseUnavailable)"):
+		tl.window = append(tl.window, "holder's write denied: the webhook could not read the Lease in time and failed closed: "+desc)
+	case strings.Contains(message, "(LeaseExpired)") && !answered.Before(expiresAt):
+		tl.window = append(tl.window, "holder's write denied: by the webhook's rule its Lease expired before it renewed: "+desc)
+	case changed && !next.Observed.After(answered.Add(time.Second)):
+		tl.window = append(tl.window, "holder's write denied: the Lease changed hands while the request was in flight: "+desc)
+	default:
+		tl.currentDenied = append(tl.currentDenied, desc)
+	}
+}
+
+// judgeIdentity classifies the writes of a trial without stamps (see
+// TestOperatorTrials): by the audit log, each write's pod and arrival, and
+// each version's writer.
+func judgeIdentity(hist *harness.LeaseHistory, versions []version, writes []auditWrite) tally {
+	var tl tally
+	recs := hist.Records()
+	for i := 1; i < len(recs); i++ {
+		if recs[i].Term != recs[i-1].Term {
+			tl.takeovers++
+		}
+	}
+	byRV := map[int64]auditWrite{}
+	for _, w := range writes {
+		if w.RV != 0 {
+			byRV[w.RV] = w
+		}
+	}
+	// Committed versions: the writer's pod against the Lease's holder at
+	// the version's resourceVersion.
+	for _, v := range versions {
+		w := byRV[v.rv] // auditAfterBarrier found one for each version
+		at, ok := hist.AtRV(v.rv)
+		if !ok || harness.ShortIdentity(at.Holder) == w.Pod {
+			continue
+		}
+		changed := tenureStart(recs, at)
+		desc := fmt.Sprintf("rv %d written by %s (%s arrived %s), committed while the Lease was held by %s in term %d (since %s)",
+			v.rv, w.Pod, w.Verb, w.Arrived.Format("15:04:05.000"), harness.ShortIdentity(at.Holder), at.Term, changed.Observed.Format("15:04:05.000"))
+		if w.Arrived.Before(changed.Observed) {
+			tl.window = append(tl.window, "a write that arrived before the Lease changed hands committed after: "+desc)
+			continue
+		}
+		tl.staleAdmitted = append(tl.staleAdmitted, desc)
+	}
+	// Every write: judged when it arrived at the API server.
+	for _, w := range writes {
+		tl.writes++
+		at, ok := hist.AtTime(w.Arrived)
+		if !ok {
+			continue
+		}
+		desc := fmt.Sprintf("%s %s arrived %s: %s (Lease at arrival: %s term %d)", w.Pod, w.Verb,
+			w.Arrived.Format("15:04:05.000"), w.Message, harness.ShortIdentity(at.Holder), at.Term)
+		if harness.ShortIdentity(at.Holder) != w.Pod {
+			tl.staleAttempts++
+			switch {
+			case w.denied():
+				tl.staleDenied++
+			case w.RV == 0:
+				tl.staleFailed = append(tl.staleFailed, desc)
+			}
+			continue
+		}
+		if !w.denied() {
+			continue
+		}
+		tl.holderDenied(recs, at, w.Message, w.Answered, desc)
+	}
+	return tl
+}
+
+// tenureStart returns the first record of at's tenure (its holder and
+// term): the Lease's change to that holder, as the watch observed it.
+func tenureStart(recs []harness.LeaseRecord, at harness.LeaseRecord) harness.LeaseRecord {
+	start := at
+	for i := len(recs) - 1; i >= 0; i-- {
+		r := recs[i]
+		if r.RV > at.RV {
+			continue
+		}
+		if r.Holder != at.Holder || r.Term != at.Term {
+			break
+		}
+		start = r
+	}
+	return start
 }

@@ -34,12 +34,16 @@ const SummarySuffix = "-summary"
 // its data and the input's resourceVersion. The summaries are protected by
 // the operator's own leader-election Lease: only the current leader may
 // write them. The reconciler writes through the manager's client like any
-// other; the client stamps each write (see crfencing).
+// other; the client stamps each write (see crfencing), or, when the
+// protection names identity fencing, nothing does: the webhook binds the
+// writer's pod to the Lease's holder.
 type SummaryReconciler struct {
 	client.Client
 	Scheme *runtime.Scheme
-	// Lease is the guarding Lease, "<namespace>/<name>", put in the
-	// summaries' leasefence.io/lease annotation.
+	// Lease is the summaries' protection, the value of their
+	// leasefence.io/lease annotation: the guarding Lease,
+	// "<namespace>/<name>", optionally after a fencing mode
+	// ("identity:<namespace>/<name>").
 	Lease string
 }
 
