@@ -48,6 +48,7 @@ type trialWebhook struct {
 	apiPath  *harness.Proxy // replica 1's path to the API server
 	replicas [2]*harness.Webhook
 	killNext int // the replica the next webhook fault kills
+	logf     func(string, ...any)
 
 	// setup is held for reading by every trial while it sets up (namespace,
 	// pod identities, electors started and agreeing on the first leader),
@@ -71,7 +72,7 @@ func replicaOptions(i int, certs *harness.CertFiles, apiPath *harness.Proxy) har
 // startTrialWebhook starts the two replicas and registers their Service in
 // place of the package's webhook, until the test ends.
 func startTrialWebhook(ctx context.Context, t *testing.T) *trialWebhook {
-	tw := &trialWebhook{counts: map[string]int{}}
+	tw := &trialWebhook{counts: map[string]int{}, logf: t.Logf}
 	var err error
 	if tw.certs, err = harness.Certs(filepath.Join(workDir, "replica-certs")); err != nil {
 		t.Fatal(err)
@@ -87,6 +88,7 @@ func startTrialWebhook(ctx context.Context, t *testing.T) *trialWebhook {
 	}
 	t.Cleanup(func() {
 		for _, r := range tw.replicas {
+			tw.logConnections(context.Background(), r)
 			if err := r.Stop(); err != nil {
 				t.Error(err)
 			}
@@ -95,7 +97,10 @@ func startTrialWebhook(ctx context.Context, t *testing.T) *trialWebhook {
 	if tw.service, err = harness.NewProxy(tw.replicas[0].Addr(), tw.replicas[1].Addr()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(tw.service.Close)
+	t.Cleanup(func() {
+		tw.service.Close()
+		t.Logf("the replicas' Service: %+v", tw.service.Stats())
+	})
 	if err := harness.RegisterAt(ctx, cp, tw.service.Port(), tw.certs.CAPEM); err != nil {
 		t.Fatal(err)
 	}
@@ -154,6 +159,7 @@ func (tw *trialWebhook) restartAPIServer(ctx context.Context) error {
 func (tw *trialWebhook) restartReplica(ctx context.Context) error {
 	i := tw.killNext
 	tw.killNext = 1 - i
+	tw.logConnections(ctx, tw.replicas[i])
 	tw.replicas[i].Kill()
 	r, err := harness.StartWebhook(ctx, replicaOptions(i, tw.certs, tw.apiPath))
 	if err != nil {
@@ -207,6 +213,24 @@ func awaitLeaseReads(ctx context.Context, replicas ...*harness.Webhook) error {
 	return nil
 }
 
+// logConnections logs the connections r closed on its own (a phase's
+// timeout, or refused at accept), which a client that sent a request on
+// such a connection at that moment sees fail.
+func (tw *trialWebhook) logConnections(ctx context.Context, r *harness.Webhook) {
+	text, err := r.Metrics(ctx)
+	if err != nil {
+		tw.logf("replica %s: no metrics: %v", r.Addr(), err)
+		return
+	}
+	var lines []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, "leasefence_connections_timed_out_total") || strings.HasPrefix(l, "leasefence_connections_refused_total") {
+			lines = append(lines, l)
+		}
+	}
+	tw.logf("replica %s: %s", r.Addr(), strings.Join(lines, "; "))
+}
+
 // during returns the kind of a fault whose span overlaps [from, to], if
 // any.
 func (tw *trialWebhook) during(from, to time.Time) (string, bool) {
@@ -246,7 +270,7 @@ func (tw *trialWebhook) injected() string {
 // ctx does (a half-restarted API server would fail the package's other
 // tests). It returns when ctx ends, or at the first fault that could not be
 // carried out.
-func (tw *trialWebhook) runFaults(ctx context.Context, period time.Duration, logf func(string, ...any)) error {
+func (tw *trialWebhook) runFaults(ctx context.Context, period time.Duration) error {
 	kinds := []string{faultWebhook, faultWatchCut, faultAPIServer}
 	tick := time.NewTicker(period)
 	defer tick.Stop()
@@ -261,7 +285,7 @@ func (tw *trialWebhook) runFaults(ctx context.Context, period time.Duration, log
 		if err := tw.inject(context.WithoutCancel(ctx), kind); err != nil {
 			return err
 		}
-		logf("fault %s: %v until the webhook read Leases again", kind, time.Since(from).Round(time.Millisecond))
+		tw.logf("fault %s at %s: %v until the webhook read Leases again", kind, from.Format("15:04:05.000"), time.Since(from).Round(time.Millisecond))
 	}
 }
 

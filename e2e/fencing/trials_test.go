@@ -117,7 +117,7 @@ func TestRandomisedTrials(t *testing.T) {
 		faultsDone = make(chan struct{})
 		go func() {
 			defer close(faultsDone)
-			if err := tw.runFaults(ctx, period, t.Logf); err != nil {
+			if err := tw.runFaults(ctx, period); err != nil {
 				fail(err.Error())
 			}
 		}()

@@ -28,16 +28,30 @@ type Proxy struct {
 	backends []string
 	next     int
 	conns    map[*proxyConn]struct{}
+	stats    ProxyStats
+}
+
+// ProxyStats counts the connections through a Proxy and which side ended
+// each: a backend that closes connections of its own accord (a timeout)
+// shows in EndedByBackend.
+type ProxyStats struct {
+	Accepted, NoBackend                int
+	EndedByClient, EndedByBackend, Cut int
 }
 
 type proxyConn struct {
 	client, server net.Conn
 	backend        string
 	once           sync.Once
+	endedBy        *int // the counter of the side that ended it first
 }
 
-func (pc *proxyConn) close() {
-	pc.once.Do(func() { pc.client.Close(); pc.server.Close() })
+func (pc *proxyConn) close(endedBy *int) {
+	pc.once.Do(func() {
+		pc.endedBy = endedBy
+		pc.client.Close()
+		pc.server.Close()
+	})
 }
 
 // NewProxy listens on a free loopback port and forwards to backends
@@ -92,25 +106,33 @@ func (p *Proxy) serve() {
 		}
 		go func() {
 			sv, backend, err := p.dial()
+			p.mu.Lock()
+			p.stats.Accepted++
 			if err != nil {
+				p.stats.NoBackend++
+				p.mu.Unlock()
 				cl.Close()
 				return
 			}
 			pc := &proxyConn{client: cl, server: sv, backend: backend}
-			p.mu.Lock()
 			p.conns[pc] = struct{}{}
 			p.mu.Unlock()
 			var wg sync.WaitGroup
 			wg.Add(2)
-			pipe := func(dst, src net.Conn) {
+			// One side ended: end both, as a broken path would.
+			go func() {
 				defer wg.Done()
-				_, _ = io.Copy(dst, src)
-				pc.close() // one side ended: end both, as a broken path would
-			}
-			go pipe(sv, cl)
-			go pipe(cl, sv)
+				_, _ = io.Copy(sv, cl)
+				pc.close(&p.stats.EndedByClient)
+			}()
+			go func() {
+				defer wg.Done()
+				_, _ = io.Copy(cl, sv)
+				pc.close(&p.stats.EndedByBackend)
+			}()
 			wg.Wait()
 			p.mu.Lock()
+			*pc.endedBy++
 			delete(p.conns, pc)
 			p.mu.Unlock()
 		}()
@@ -129,9 +151,16 @@ func (p *Proxy) Cut(backend string) int {
 	}
 	p.mu.Unlock()
 	for _, pc := range cut {
-		pc.close()
+		pc.close(&p.stats.Cut)
 	}
 	return len(cut)
+}
+
+// Stats returns the counts so far.
+func (p *Proxy) Stats() ProxyStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stats
 }
 
 // Close stops listening and closes every connection.

@@ -2,10 +2,14 @@ package harness_test
 
 import (
 	"bufio"
+	"context"
+	"fmt"
 	"io"
 	"net"
 	"testing"
+	"time"
 
+	"leasefence.io/e2e/cluster"
 	"leasefence.io/e2e/harness"
 )
 
@@ -74,6 +78,14 @@ func TestProxy(t *testing.T) {
 	}
 	for _, c := range conns {
 		c.Close()
+	}
+	// Every connection is counted once its two copies have ended.
+	want := harness.ProxyStats{Accepted: 4, Cut: 2, EndedByClient: 2}
+	if err := cluster.Poll(context.Background(), 5*time.Second, 5*time.Millisecond, func(context.Context) (bool, string, error) {
+		st := p.Stats()
+		return st == want, fmt.Sprintf("stats %+v, want %+v", st, want), nil
+	}); err != nil {
+		t.Error(err)
 	}
 
 	b.Close() // refuses from now on
