@@ -2120,6 +2120,8 @@ static void test_one_record_per_answer(void **state) {
   int i;
 
   (void)state;
+  double accepted = metric(&main_srv, "leasefence_connections_accepted_total");
+
   traffic_bodies(&allow, &deny);
   raw_open(&t, main_srv.port);
   gnutls_record_set_timeout(t.session, 20000 * slow);
@@ -2149,6 +2151,8 @@ static void test_one_record_per_answer(void **state) {
       fail_msg("answer %d: the first record holds %zd bytes, not the whole answer: %s", i, r, buf);
     assert_true(lft_contains(buf, i % 2 == 0 ? "\"allowed\":true" : "\"allowed\":false"));
   }
+  /* All six on the one connection, counted once. */
+  assert_true(metric(&main_srv, "leasefence_connections_accepted_total") == accepted + 1);
   raw_close(&t);
   free(allow);
   free(deny);

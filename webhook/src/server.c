@@ -98,6 +98,7 @@ struct lfw_server {
   atomic_uint open;  /* Connections open now. */
   /* Counters for /metrics. */
   atomic_ulong refused_at_accept;
+  atomic_ulong accepted; /* Connections taken in: with keep-alive, far fewer than requests. */
   atomic_ulong timed_out[PH_COUNT];
   atomic_ulong refused_memory; /* Requests answered 503 for want of body memory. */
   atomic_ullong body_bytes;    /* Request body bytes read, kept or not. */
@@ -639,6 +640,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 
   if (code == MHD_CONNECTION_NOTIFY_STARTED) {
     atomic_fetch_add(&s->open, 1);
+    atomic_fetch_add(&s->accepted, 1);
     k = calloc(1, sizeof *k);
     ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (k != NULL && ci != NULL) {
@@ -767,6 +769,9 @@ static void server_metrics(lfw_server *s, lfw_buf *out) {
   lfw_buf_puts(out, "# HELP leasefence_connections_open HTTPS connections open now.\n"
                     "# TYPE leasefence_connections_open gauge\n");
   lfw_buf_printf(out, "leasefence_connections_open %u\n", atomic_load(&s->open));
+  lfw_buf_puts(out, "# HELP leasefence_connections_accepted_total HTTPS connections taken in.\n"
+                    "# TYPE leasefence_connections_accepted_total counter\n");
+  lfw_buf_printf(out, "leasefence_connections_accepted_total %lu\n", atomic_load(&s->accepted));
   lfw_buf_puts(out, "# HELP leasefence_connections_refused_total Connections closed at accept "
                     "because --max-connections were open.\n"
                     "# TYPE leasefence_connections_refused_total counter\n");

@@ -395,6 +395,13 @@ func scrape(ctx context.Context, c *cluster.Cluster, m *mode) (map[string]float6
 		}
 	}
 	out := map[string]float64{}
+	if m.wh != nil {
+		// Connections the API server opened to the webhook: with keep-alive
+		// working, a handful for the whole run.
+		if out["accepted"], err = harness.ParseCounter(wh, "leasefence_connections_accepted_total", nil); err != nil {
+			return nil, err
+		}
+	}
 	for _, s := range series {
 		text := string(api)
 		var labels map[string]string
@@ -430,8 +437,8 @@ func report(modes []*mode, workers []int, results map[string]map[int]*sample) {
 		}
 	}
 	fmt.Printf("\nwhere a write's time goes (means in ms per write, from the API server's and the webhook's metrics):\n")
-	fmt.Printf("%-26s %7s %8s %8s %9s %9s %9s %9s %9s %9s %10s\n", "admission", "writers", "client", "apiPUT",
-		"validate", "whCall", "whServer", "leaseRead", "apiGET", "etcdGET", "reads/wr")
+	fmt.Printf("%-26s %7s %8s %8s %9s %9s %9s %9s %9s %9s %10s %10s\n", "admission", "writers", "client", "apiPUT",
+		"validate", "whCall", "whServer", "leaseRead", "apiGET", "etcdGET", "reads/wr", "conns/wr")
 	for _, w := range workers {
 		for _, m := range modes {
 			s := results[m.key][w]
@@ -443,16 +450,17 @@ func report(modes []*mode, workers []int, results map[string]map[int]*sample) {
 				}
 				return fmt.Sprintf("%.3f", 1000*s.metrics[key+"_sum"]/cnt)
 			}
-			readsPer := "-"
+			readsPer, connsPer := "-", "-"
 			if m.wh != nil {
 				readsPer = fmt.Sprintf("%.3f", s.metrics["read_count"]/writes)
+				connsPer = fmt.Sprintf("%.4f", s.metrics["accepted"]/writes)
 			}
 			get, etcd := "-", "-"
 			if m.source != "" {
 				get, etcd = per("leaseget"), per("etcdget")
 			}
-			fmt.Printf("%-26s %7d %8.3f %8s %9s %9s %9s %9s %9s %9s %10s\n", m.title, w, mean(s.lat), per("put"),
-				per("validate"), per("call"), per("server"), per("read"), get, etcd, readsPer)
+			fmt.Printf("%-26s %7d %8.3f %8s %9s %9s %9s %9s %9s %9s %10s %10s\n", m.title, w, mean(s.lat), per("put"),
+				per("validate"), per("call"), per("server"), per("read"), get, etcd, readsPer, connsPer)
 		}
 	}
 }
