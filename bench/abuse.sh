@@ -110,6 +110,15 @@ for _ in $(seq 200); do
   kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; exit 1; }
   sleep 0.05
 done
+if ! curl -fs "http://127.0.0.1:$hport/readyz" >/dev/null; then
+  echo "abuse.sh: the server did not become ready in 10 s (ports $port/$hport in use?)" >&2
+  cat "$work/server.log" >&2
+  exit 1
+fi
+if [ -n "$api_pid" ] && ! kill -0 "$api_pid" 2>/dev/null; then
+  echo "abuse.sh: the stand-in API server exited (port $api_port in use?)" >&2
+  exit 1
+fi
 # The server's default --max-request-bytes (7Mi); set MAX_BODY with the flag.
 max_body=${MAX_BODY:-7340032}
 

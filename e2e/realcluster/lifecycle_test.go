@@ -105,6 +105,8 @@ func TestNamespaceDeletionLeaseFirst(t *testing.T) {
 // the namespace controller delete such objects, and an exempt admin fixes
 // the annotation. A person who is not exempt may remove it (the stored
 // protection guards nothing); storing a malformed one is refused to them.
+// The same holds for fencing's annotations holding a NUL (legal in any
+// annotation value): Kubernetes' controllers are never refused for one.
 func TestMalformedStoredProtection(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "malformed")
@@ -117,6 +119,9 @@ func TestMalformedStoredProtection(t *testing.T) {
 	ref := []metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: owner.Name, UID: owner.UID}}
 	typo := map[string]string{harness.AnnotationLease: "My-Controller"}
 	oversized := map[string]string{harness.AnnotationLease: "ctrl", harness.AnnotationStamp: "lf1:1:u:" + strings.Repeat("h", 2000)}
+	// A NUL is legal in an annotation value; Go's encoder sends it as \u0000.
+	nulProtection := map[string]string{harness.AnnotationLease: "ctrl\x00x"}
+	nulStamp := map[string]string{harness.AnnotationLease: "ctrl", harness.AnnotationStamp: "lf1:1:u:h\x00x"}
 	create := func(name string, annotations map[string]string, owned bool) {
 		t.Helper()
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations}}
@@ -131,6 +136,9 @@ func TestMalformedStoredProtection(t *testing.T) {
 	create("typo-fix", typo, false)
 	create("typo-removed", typo, false)
 	create("typo-ns", typo, false)
+	create("nul-gc", nulProtection, true)
+	create("nul-stamp-gc", nulStamp, true)
+	create("nul-ns", nulStamp, false)
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -138,6 +146,11 @@ func TestMalformedStoredProtection(t *testing.T) {
 	// A person who is not exempt cannot store a malformed protection...
 	_, err = cp.Client.CoreV1().ConfigMaps(e.ns).Create(e.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "typo-person", Annotations: typo}}, metav1.CreateOptions{})
 	denied(t, "a person's create with a malformed protection", err, "MalformedProtection")
+	_, err = cp.Client.CoreV1().ConfigMaps(e.ns).Create(e.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "nul-person", Annotations: nulProtection}}, metav1.CreateOptions{})
+	denied(t, "a person's create with a protection holding a NUL", err, "MalformedProtection", "NUL character")
+	// A person's edit that leaves a stored stamp holding a NUL as it is.
+	_, err = e.kubectl("patch", "configmap", "nul-ns", "--type=merge", "-p", `{"data":{"k":"v"}}`)
+	admitted(t, "a person's edit next to a stored stamp holding a NUL", err)
 	// ...but may remove a stored one.
 	_, err = e.kubectl("annotate", "configmap", "typo-removed", harness.AnnotationLease+"-")
 	admitted(t, "a person's removal of a malformed stored protection", err)
@@ -149,7 +162,7 @@ func TestMalformedStoredProtection(t *testing.T) {
 	if err := cp.Client.CoreV1().ConfigMaps(e.ns).Delete(e.ctx, "owner", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}); err != nil {
 		t.Fatal(err)
 	}
-	e.await("the garbage collector's deletes", 60*time.Second, gone(cp.Client, e.ns, "typo-gc", "big-gc"))
+	e.await("the garbage collector's deletes", 60*time.Second, gone(cp.Client, e.ns, "typo-gc", "big-gc", "nul-gc", "nul-stamp-gc"))
 
 	// The namespace controller deletes the rest.
 	if out, err := cp.Kubectl(e.ctx, nil, "delete", "namespace", e.ns, "--wait=false"); err != nil {

@@ -224,8 +224,30 @@ static bool is_per_request_stamp(const char *field_manager) {
          strncmp(field_manager, LF_STAMP_PREFIX, sizeof(LF_STAMP_PREFIX) - 1) == 0;
 }
 
-static bool same_text(const char *a, const char *b) {
-  return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+/* An annotation value's length: the stated one, which counts the bytes past
+ * an embedded NUL, or strlen when none was stated. */
+static size_t ann_len(const char *text, size_t len) {
+  size_t n = strlen(text);
+  return len > n ? len : n;
+}
+
+/* lf_protection_parse on an annotation value, which may hold a NUL. */
+static int parse_protection(const judge *j, const char *text, size_t len, const char *object_ns,
+                            lf_lease_ref *ref, lf_fencing *fencing, lf_error *err) {
+  if (ann_len(text, len) > strlen(text)) {
+    return lf__fail(err, LF_EINVAL, "it contains a NUL character (\\u0000)");
+  }
+  return lf_protection_parse(text, strlen(text), object_ns, j->policy->default_fencing, ref,
+                             fencing, err);
+}
+
+/* Are two annotation values (NULL: absent) the same, all of their bytes? */
+static bool same_ann(const char *a, size_t alen, const char *b, size_t blen) {
+  if (a == NULL || b == NULL) {
+    return a == b;
+  }
+  alen = ann_len(a, alen);
+  return alen == ann_len(b, blen) && memcmp(a, b, alen) == 0;
 }
 
 /* Copies the namespace of a service account's username into `ns`; false
@@ -329,8 +351,12 @@ static bool somebody_leads(const judge *j) {
 }
 
 /* Parses a stamp stored on an object: the full form only. */
-static int parse_stored(const char *text, lf_stamp *out, lf_error *err) {
-  int rc = lf_stamp_parse(text, strlen(text), out, err);
+static int parse_stored(const char *text, size_t len, lf_stamp *out, lf_error *err) {
+  int rc;
+  if (ann_len(text, len) > strlen(text)) {
+    return lf__fail(err, LF_EINVAL, "it contains a NUL character (\\u0000)");
+  }
+  rc = lf_stamp_parse(text, ann_len(text, len), out, err);
   if (rc == LF_OK && out->holder[0] == '\0') {
     rc = lf__fail(err, LF_EINVAL, "it names no holder, which no stamp may omit");
   } else if (rc == LF_OK && out->holder_hashed) {
@@ -406,8 +432,8 @@ static int r_protection(judge *j) {
   lf_fencing new_fencing = LF_FENCING_STAMP, old_fencing = LF_FENCING_STAMP;
 
   if (req->op != LF_OP_DELETE && obj->lease_annotation != NULL) {
-    if (lf_protection_parse(obj->lease_annotation, strlen(obj->lease_annotation), meta_ns(req, obj),
-                            j->policy->default_fencing, &new_ref, &new_fencing, &err) != LF_OK) {
+    if (parse_protection(j, obj->lease_annotation, obj->lease_annotation_len, meta_ns(req, obj),
+                         &new_ref, &new_fencing, &err) != LF_OK) {
       begin(&b, j, false, LF_R_MALFORMED_PROTECTION);
       lf__sbuf_printf(&b,
                       "the object's " LF_ANNOTATION_LEASE
@@ -419,9 +445,8 @@ static int r_protection(judge *j) {
     has_new = true;
   }
   if (old->lease_annotation != NULL) {
-    has_old =
-        lf_protection_parse(old->lease_annotation, strlen(old->lease_annotation), meta_ns(req, old),
-                            j->policy->default_fencing, &old_ref, &old_fencing, &err) == LF_OK;
+    has_old = parse_protection(j, old->lease_annotation, old->lease_annotation_len,
+                               meta_ns(req, old), &old_ref, &old_fencing, &err) == LF_OK;
     j->old_malformed = !has_old;
   }
   if (!has_old && !has_new) {
@@ -437,13 +462,16 @@ static int r_protection(judge *j) {
   j->out->lease = j->ref;
   j->out->fencing = j->fencing;
   if (req->op == LF_OP_UPDATE && carries_annotations) {
-    j->protection_changed = has_old && !same_text(obj->lease_annotation, old->lease_annotation);
-    j->stamp_changed = !same_text(obj->stamp_annotation, old->stamp_annotation);
+    j->protection_changed = has_old && !same_ann(obj->lease_annotation, obj->lease_annotation_len,
+                                                 old->lease_annotation, old->lease_annotation_len);
+    j->stamp_changed = !same_ann(obj->stamp_annotation, obj->stamp_annotation_len,
+                                 old->stamp_annotation, old->stamp_annotation_len);
   } else if (req->op == LF_OP_CREATE && carries_annotations) {
     j->stamp_changed = obj->stamp_annotation != NULL;
   }
   if (old->stamp_annotation != NULL) {
-    j->has_stored = parse_stored(old->stamp_annotation, &j->stored, &err) == LF_OK;
+    j->has_stored =
+        parse_stored(old->stamp_annotation, old->stamp_annotation_len, &j->stored, &err) == LF_OK;
   }
   return NEXT;
 }
@@ -560,7 +588,8 @@ static int subresource_changes(judge *j) {
     return NEXT;
   }
   if (is_controller(j) && j->req->object.stamp_annotation != NULL &&
-      parse_stored(j->req->object.stamp_annotation, &s, &err) == LF_OK &&
+      parse_stored(j->req->object.stamp_annotation, j->req->object.stamp_annotation_len, &s,
+                   &err) == LF_OK &&
       lf_stamp_same_tenure(&s, &j->presented)) {
     return NEXT; /* Its own tenure, as a main-resource write would store it. */
   }
@@ -584,7 +613,8 @@ static int r_other_new_stamp(judge *j) {
   if (!is_other(j) || !j->stamp_changed || j->req->object.stamp_annotation == NULL) {
     return NEXT;
   }
-  if (parse_stored(j->req->object.stamp_annotation, &j->written, &err) != LF_OK) {
+  if (parse_stored(j->req->object.stamp_annotation, j->req->object.stamp_annotation_len,
+                   &j->written, &err) != LF_OK) {
     deny_malformed_stamp(j, "the write stores", j->req->object.stamp_annotation, err.text);
     return DECIDED;
   }
@@ -991,7 +1021,7 @@ static int r_stamp_annotation(judge *j) {
                         "lf_stamp_object), so later writes are checked against it.");
     return DECIDED;
   }
-  if (parse_stored(text, &s, &err) != LF_OK) {
+  if (parse_stored(text, j->req->object.stamp_annotation_len, &s, &err) != LF_OK) {
     deny_malformed_stamp(j, "in the " LF_ANNOTATION_STAMP " annotation", text, err.text);
     return DECIDED;
   }

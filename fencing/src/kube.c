@@ -884,7 +884,9 @@ int lf_kube_get_json(lf_kube_client *client, const char *path, const char *accep
     goto out;
   }
   lf_json_watch_begin();
-  doc = json_loadb(body, len, 0, &jerr);
+  /* JSON_ALLOW_NUL: "\u0000" is legal in any string of an object; what is
+   * read from it refuses a NUL where it matters. */
+  doc = json_loadb(body, len, JSON_ALLOW_NUL, &jerr);
   if (lf_json_watch_failed()) {
     /* The parse may have lost bytes without saying so (fencing.h). */
     rc = lf__kube_fail(err, LF_ENOMEM, "%s from %s: out of memory parsing it", what,

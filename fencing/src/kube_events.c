@@ -39,7 +39,9 @@ static bool deliver(lf__kube_events *ev, const char *p, size_t n) {
     return true; /* A blank line carries nothing. */
   }
   lf_json_watch_begin();
-  doc = json_loadb(p, n, 0, &jerr);
+  /* JSON_ALLOW_NUL: "\u0000" is legal in any string of an object; what is
+   * read from it refuses a NUL where it matters. */
+  doc = json_loadb(p, n, JSON_ALLOW_NUL, &jerr);
   if (lf_json_watch_failed()) {
     /* The parse may have lost bytes without saying so (fencing.h). */
     ev->rc = lf__kube_fail(&ev->err, LF_ENOMEM, "out of memory parsing a watch event");

@@ -233,7 +233,9 @@ int lf_lease_parse(const char *buf, size_t len, lf_lease *out, lf_error *err) {
                     LF_LEASE_JSON_MAX);
   }
   lf_json_watch_begin();
-  root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+  /* JSON_ALLOW_NUL: "\u0000" is legal in any string the API server keeps (an
+   * annotation of the Lease, say); the fields read here refuse it themselves. */
+  root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
   if (lf_json_watch_failed()) {
     /* The parse may have lost bytes without saying so (fencing.h). */
     json_decref(root);

@@ -57,6 +57,27 @@ static int opt_object(const json_t *obj, const char *key, const json_t **dst, co
   return LF_OK;
 }
 
+/* Reads one of fencing's annotations: absent or null leaves *dst NULL. Any
+ * string is taken, with its length: a NUL in it (legal in Kubernetes) makes
+ * the value malformed where the decision reads it, not the review. Exempt
+ * writers, such as the namespace controller deleting the object, never have
+ * it read (docs/protocol.md, section 5.1). */
+static int annotation(const json_t *ann, const char *key, const char **dst, size_t *len,
+                      const char *path, lf_error *err) {
+  const json_t *v = json_object_get(ann, key);
+  *dst = NULL;
+  *len = 0;
+  if (v == NULL || json_is_null(v)) {
+    return LF_OK;
+  }
+  if (!json_is_string(v)) {
+    return lf__fail(err, LF_EINVAL, "%s must be a string", path);
+  }
+  *dst = json_string_value(v);
+  *len = json_string_length(v);
+  return LF_OK;
+}
+
 /* Names and values are far below this; it only stops absurd inputs early. */
 #define FIELD_MAX 4096
 
@@ -94,12 +115,14 @@ static int read_object_meta(const json_t *request, const char *key, lf_object_me
    * says so, but only to writers that are not exempt (docs/protocol.md,
    * section 5.1). The review's own bound limits it. */
   snprintf(path, sizeof(path), "request.%s annotation " LF_ANNOTATION_LEASE, key);
-  rc = opt_string(ann, LF_ANNOTATION_LEASE, NULL, SIZE_MAX, &out->lease_annotation, path, err);
+  rc = annotation(ann, LF_ANNOTATION_LEASE, &out->lease_annotation, &out->lease_annotation_len,
+                  path, err);
   if (rc != LF_OK) {
     return rc;
   }
   snprintf(path, sizeof(path), "request.%s annotation " LF_ANNOTATION_STAMP, key);
-  return opt_string(ann, LF_ANNOTATION_STAMP, NULL, SIZE_MAX, &out->stamp_annotation, path, err);
+  return annotation(ann, LF_ANNOTATION_STAMP, &out->stamp_annotation, &out->stamp_annotation_len,
+                    path, err);
 }
 
 /* Reads userInfo.extra[key]: absent, or an array of at most one DNS-1123

@@ -25,7 +25,8 @@
 #define LEASE_JSON                                                                                 \
   "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{\"name\":"          \
   "\"my-lease\",\"namespace\":\"ns1\",\"uid\":\"0d6a6c42-0d68-4f3e-9ad4-2b1b35e4d3b1\","           \
-  "\"resourceVersion\":\"123\"},\"spec\":{\"holderIdentity\":\"ctrl-0_abc\","                      \
+  "\"resourceVersion\":\"123\",\"annotations\":{\"example.com/note\":\"a\\u0000b\"}},"             \
+  "\"spec\":{\"holderIdentity\":\"ctrl-0_abc\","                                                   \
   "\"leaseDurationSeconds\":15,\"leaseTransitions\":3,\"acquireTime\":"                            \
   "\"2024-05-01T10:00:00.000000Z\",\"renewTime\":\"2024-05-01T10:00:05.000000Z\"}}"
 
@@ -822,6 +823,23 @@ static void test_watch_events_split_anywhere(void **state) {
   assert_non_null(strstr(g.path, "watch=1"));
 }
 
+/* "\u0000" is legal in any string of an object (Go's encoder sends a NUL
+ * so): an event carrying one is delivered like any other. */
+static void test_watch_nul_in_strings(void **state) {
+  static const char stream[] =
+      "{\"type\":\"ADDED\",\"object\":{\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"a\","
+      "\"annotations\":{\"example.com/note\":\"x\\u0000y\"}},\"data\":{\"k\":\"\\u0000\"}}}\n" EV(
+          "MODIFIED", "b", "2");
+  seen s = {0};
+  lf_error err = {0};
+  int rc = run_watch(*state, stream, 1000, false, 5000, &s, &err);
+  if (rc != LF_OK) {
+    fail_msg("%d %s", rc, err.text);
+  }
+  assert_int_equal(s.n, 2);
+  assert_string_equal(s.names[0], "a");
+}
+
 static void test_watch_last_event_without_newline(void **state) {
   static const char stream[] = EV("ADDED", "a", "1") "{\"type\":\"ADDED\",\"object\":{}}";
   seen s = {0};
@@ -1162,6 +1180,7 @@ int main(void) {
       cmocka_unit_test(test_cli),
       cmocka_unit_test(test_watch_events_split_anywhere),
       cmocka_unit_test(test_watch_last_event_without_newline),
+      cmocka_unit_test(test_watch_nul_in_strings),
       cmocka_unit_test(test_watch_callback_stops),
       cmocka_unit_test(test_watch_error_event),
       cmocka_unit_test(test_watch_oversize_event),

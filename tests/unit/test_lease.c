@@ -111,6 +111,25 @@ static void test_parse_released_and_empty(void **state) {
   assert_true(l.acquire_us == LF_TIME_NONE);
 }
 
+/* "\u0000" is legal in any string the API server keeps: in a field the
+ * Lease's reading ignores it changes nothing; in one it reads (the holder)
+ * the Lease is refused, naming the field. */
+static void test_parse_nul(void **state) {
+  (void)state;
+  const char *in_annotation =
+      "{\"metadata\":{\"name\":\"c\",\"namespace\":\"d\",\"uid\":\"u\","
+      "\"annotations\":{\"example.com/note\":\"a\\u0000b\"}},"
+      "\"spec\":{\"holderIdentity\":\"pod_1\",\"leaseDurationSeconds\":15}}";
+  const char *in_holder = "{\"metadata\":{\"name\":\"c\",\"namespace\":\"d\",\"uid\":\"u\"},"
+                          "\"spec\":{\"holderIdentity\":\"pod\\u0000_1\"}}";
+  lf_lease l;
+  lf_error err = {0};
+  assert_int_equal(lf_lease_parse(in_annotation, strlen(in_annotation), &l, &err), LF_OK);
+  assert_string_equal(l.holder, "pod_1");
+  assert_int_equal(lf_lease_parse(in_holder, strlen(in_holder), &l, &err), LF_EINVAL);
+  assert_non_null(strstr(err.text, "holderIdentity"));
+}
+
 static void test_parse_errors(void **state) {
   (void)state;
   static const struct {
@@ -177,7 +196,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_lease_ref_vectors), cmocka_unit_test(test_protection_vectors),
       cmocka_unit_test(test_parse_full),        cmocka_unit_test(test_parse_released_and_empty),
-      cmocka_unit_test(test_parse_errors),      cmocka_unit_test(test_oversized),
+      cmocka_unit_test(test_parse_nul),         cmocka_unit_test(test_parse_errors),
+      cmocka_unit_test(test_oversized),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,7 +22,9 @@ static bool str_eq(const char *a, const char *b) {
 static bool same_meta(const lf_object_meta *a, const lf_object_meta *b) {
   return a->present == b->present && str_eq(a->ns, b->ns) &&
          str_eq(a->lease_annotation, b->lease_annotation) &&
-         str_eq(a->stamp_annotation, b->stamp_annotation);
+         str_eq(a->stamp_annotation, b->stamp_annotation) &&
+         a->lease_annotation_len == b->lease_annotation_len &&
+         a->stamp_annotation_len == b->stamp_annotation_len;
 }
 
 static bool same_request(const lf_request *a, const lf_request *b) {
@@ -61,7 +63,10 @@ const char *prune_check(const char *in, size_t len, prune_check_stats *stats) {
   whole = json_loadb(in, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
   stats->checked++;
   if (rc == LFW_PRUNE_INVALID) {
-    if (whole != NULL)
+    /* jansson 2.14 skips a raw NUL byte after a literal or a number
+     * ({"a":true<NUL>} loads); RFC 8259 allows one nowhere, and the API
+     * server never sends one, so the scanner refusing it is right. */
+    if (whole != NULL && memchr(in, '\0', len) == NULL)
       res = "the scanner refused a body jansson accepts";
     goto out;
   }

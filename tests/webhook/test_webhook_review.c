@@ -812,18 +812,17 @@ static void run_with_raw(const char *case_name, const char *parent, const char *
   json_decref(root);
 }
 
-/* The strings fencing reads whole are refused with a NUL in them, each with
- * a message naming it (docs/protocol.md, section 11). */
+/* The strings of the request fencing reads whole are refused with a NUL in
+ * them, each with a message naming it (docs/protocol.md, section 11). The
+ * object's annotations are not among them: their NUL is the decision's to
+ * judge (the vectors "... holds a NUL ..."), so an exempt writer is never
+ * refused for it. */
 static void test_nul_where_read(void **state) {
   static const struct {
     const char *parent;
     const char *key;
     const char *says;
   } cases[] = {
-      {"request.object.metadata.annotations", "leasefence.io/lease",
-       "leasefence.io/lease contains a NUL"},
-      {"request.oldObject.metadata.annotations", "leasefence.io/stamp",
-       "leasefence.io/stamp contains a NUL"},
       {"request.userInfo", "username", "request.userInfo.username contains a NUL"},
       {"request", "name", "request.name contains a NUL"},
       {"request", "namespace", "request.namespace contains a NUL"},

@@ -141,19 +141,21 @@ static void lookup(const lfw_review_env *env, const lf_lease_ref *ref, unsigned 
 
 /* Reads one of our annotations from the parent's metadata into `*dst`,
  * with the checks lf_request_from_review applies to the review's own. */
-static int parent_annotation(const json_t *ann, const char *key, const char **dst, char *why,
-                             size_t why_size) {
+static int parent_annotation(const json_t *ann, const char *key, const char **dst, size_t *len,
+                             char *why, size_t why_size) {
   const json_t *v = json_object_get(ann, key);
   *dst = NULL;
+  *len = 0;
   if (v == NULL || json_is_null(v))
     return 0;
-  if (!json_is_string(v) || json_string_length(v) > LF_ANNOTATION_MAX ||
-      strlen(json_string_value(v)) != json_string_length(v)) {
+  if (!json_is_string(v) || json_string_length(v) > LF_ANNOTATION_MAX) {
     snprintf(why, why_size, "its %s annotation is not a string of at most %d bytes", key,
              LF_ANNOTATION_MAX);
     return -1;
   }
+  /* A NUL in it is the decision's to judge, as on any object (lf_object_meta). */
   *dst = json_string_value(v);
+  *len = json_string_length(v);
   return 0;
 }
 
@@ -180,10 +182,10 @@ static int scale_parent(const lfw_review_env *env, lf_request *req, int64_t dead
     return -1;
   }
   ann = json_object_get(*parent, "annotations");
-  if (parent_annotation(ann, LF_ANNOTATION_LEASE, &req->old_object.lease_annotation, why,
-                        why_size) != 0 ||
-      parent_annotation(ann, LF_ANNOTATION_STAMP, &req->old_object.stamp_annotation, why,
-                        why_size) != 0)
+  if (parent_annotation(ann, LF_ANNOTATION_LEASE, &req->old_object.lease_annotation,
+                        &req->old_object.lease_annotation_len, why, why_size) != 0 ||
+      parent_annotation(ann, LF_ANNOTATION_STAMP, &req->old_object.stamp_annotation,
+                        &req->old_object.stamp_annotation_len, why, why_size) != 0)
     return -1;
   req->old_object.present = true;
   req->old_object.ns = json_string_value(json_object_get(*parent, "namespace"));

@@ -237,12 +237,19 @@ typedef struct lf_object_meta {
   const char *ns;               /* metadata.namespace, or NULL. */
   const char *lease_annotation; /* NULL when absent; any length, judged by the decision. */
   const char *stamp_annotation; /* NULL when absent; any length, judged by the decision. */
-  bool deleting;                /* metadata.deletionTimestamp is set. */
+  /* The two values' lengths in bytes; 0 means strlen. Annotation values are
+   * any string, "\u0000" included (Go's encoder sends a NUL so); a length
+   * past the first NUL marks a value holding one, which the decision judges
+   * malformed only where fencing reads it, never for an exempt writer. */
+  size_t lease_annotation_len;
+  size_t stamp_annotation_len;
+  bool deleting; /* metadata.deletionTimestamp is set. */
 } lf_object_meta;
 
 /* One admission request, as far as fencing needs it. Every pointer points
  * into the JSON it was read from, which the caller keeps alive for as long as
- * the lf_request is used; nothing here is owned. Strings never contain NUL. */
+ * the lf_request is used; nothing here is owned. Strings never contain NUL,
+ * but for the annotation values of lf_object_meta, which state their length. */
 typedef struct lf_request {
   const char *uid;
   lf_operation op;
