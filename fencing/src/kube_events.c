@@ -1,7 +1,7 @@
 /*
  * kube_events.c: splits a watch stream into events. The API server writes
  * one JSON object per line ({"type": ..., "object": ...}); the bytes arrive
- * in whatever pieces TCP, TLS and HTTP/2 framing make, so a line is
+ * in whatever pieces TCP, TLS and HTTP framing make, so a line is
  * assembled across pieces, each under a hard cap, before it is parsed.
  */
 #include "kube_internal.h"

@@ -190,7 +190,7 @@ static int read_once(lfw_kube_source *s, const lf_lease_ref *ref, int64_t deadli
   } else {
     rc = lf_kube_get_lease(s->client, ref, (end - start) / 1000, out, err);
     /* A pooled connection the server has closed in the meantime fails at
-     * once (an HTTP/2 stream "not closed cleanly", say). A GET is
+     * once (a connection reset, or a stream "not closed cleanly", say). A GET is
      * idempotent, so one more try, on a fresh connection, within the same
      * deadline. */
     int64_t left = end - mono_us();
