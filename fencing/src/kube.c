@@ -548,7 +548,7 @@ static int perform(lf_kube_client *c, const lf_kube_req *req, transfer *t, CURLc
   /* HTTP/1.1: each handle has a connection of its own (above), so HTTP/2
    * would multiplex nothing and only add its framing, on our side and in the
    * API server's HTTP/2 server. Measured side by side through a real API
-   * server (docs/benchmarks.md, section 3), a strong Lease read took 0.4 to
+   * server (docs/benchmarks.md, section 3), a strong Lease read took 0.2 to
    * 1.3 ms less at the mean. */
   SETOPT(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
   SETOPT(h, CURLOPT_USERAGENT, c->user_agent);
