@@ -89,7 +89,19 @@ func TestRandomisedTrials(t *testing.T) {
 			t.Fatalf("LF_TRIALS_SEED=%q: want a number", v)
 		}
 	}
-	t.Logf("LF_TRIALS=%d LF_TRIALS_PARALLEL=%d LF_TRIALS_SEED=%d faults=%v every %v", n, parallel, seed, faults, period)
+	// LF_TRIALS_FENCING=identity: the electors write without stamps on a
+	// ConfigMap fenced by identity (docs/protocol.md, section 7a); each
+	// write is judged as ever, by the term its elector believed it held.
+	fencingMode := os.Getenv("LF_TRIALS_FENCING")
+	switch fencingMode {
+	case "", "stamp":
+		fencingMode, trialElectorArgs = "stamp", nil
+	case "identity":
+		trialElectorArgs = []string{"--no-stamp", "--fencing=identity"}
+	default:
+		t.Fatalf("LF_TRIALS_FENCING=%q: want stamp or identity", fencingMode)
+	}
+	t.Logf("LF_TRIALS=%d LF_TRIALS_PARALLEL=%d LF_TRIALS_SEED=%d LF_TRIALS_FENCING=%s faults=%v every %v", n, parallel, seed, fencingMode, faults, period)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	params := make([]trialParams, n)
 	for i := range params {
@@ -301,6 +313,9 @@ type trialResult struct {
 
 var electorNames = []string{"ctrl-a", "ctrl-b", "ctrl-c"}
 
+// trialElectorArgs are added to every elector's flags (LF_TRIALS_FENCING).
+var trialElectorArgs []string
+
 // trial runs one trial. tw, when not nil, holds API server restarts off
 // its setup.
 func trial(ctx context.Context, p trialParams, tw *trialWebhook) (trialResult, error) {
@@ -376,6 +391,7 @@ func setUpTrial(ctx context.Context, p trialParams, r *trialResult, electors *[]
 		args := []string{"--interval", p.intervals[i].String(),
 			"--lease-duration", leaseDuration.String(), "--renew-deadline", renewDeadline.String(),
 			"--retry-period", "500ms"}
+		args = append(args, trialElectorArgs...)
 		if i == p.offsetElector {
 			args = append(args, "--clock-offset", p.offset.String())
 		}
