@@ -2,7 +2,6 @@ package fencing_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -178,8 +177,12 @@ func (tw *trialWebhook) cutWatch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if n := tw.apiPath.Cut(""); n < 1 {
-		return errors.New("the cached replica had no connection to the API server (its watch is always open)")
+	// Its watch is open but for a moment after a fault (a backoff before it
+	// lists again): the cut waits for a connection to cut.
+	if err := cluster.Poll(ctx, 30*time.Second, 50*time.Millisecond, func(context.Context) (bool, string, error) {
+		return tw.apiPath.Cut("") > 0, "the cached replica has no connection to the API server", nil
+	}); err != nil {
+		return err
 	}
 	if err := cluster.Poll(ctx, 60*time.Second, 50*time.Millisecond, func(ctx context.Context) (bool, string, error) {
 		n, err := r.Counter(ctx, "leasefence_lease_relists_total", nil)
