@@ -2163,11 +2163,38 @@ static void test_one_record_per_answer(void **state) {
   free(deny);
 }
 
-/* Over --max-connections, a client is refused at once (the connection is
+static int64_t await_close(int fd, gnutls_session_t session, const char *trickle, int64_t t0);
+
+/* Sends `body` as one request on `t` and returns the answer's status (0
+ * when the connection ended first). */
+static int raw_post(raw_tls *t, const char *body) {
+  char req[16384];
+  char buf[16384];
+  int n = snprintf(req, sizeof req,
+                   "POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                   "application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                   strlen(body), body);
+  ssize_t w;
+
+  assert_true(n > 0 && (size_t)n < sizeof req);
+  do {
+    w = gnutls_record_send(t->session, req, (size_t)n);
+  } while (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED);
+  if (w != n)
+    return 0;
+  if (recv_until(t, buf, sizeof buf, true) < 13 || strncmp(buf, "HTTP/1.1 ", 9) != 0)
+    return 0;
+  return atoi(buf + 9);
+}
+
+/* Over --max-connections, a new client takes the slot of the connection
+ * idle the longest (no request under way), which is closed; when none is
+ * idle (all of them in a request), it is refused at once (the connection is
  * closed at accept), not left in the kernel's backlog until its handshake
  * times out; once a slot frees, clients are served again. */
 static void test_connection_limit(void **state) {
-  const char *const extra[] = {"--max-connections=4", NULL};
+  const char *const extra[] = {"--max-connections=4", "--request-header-timeout=600s", NULL};
+  static const char line[] = "POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\n";
   const json_t *c = find_case("not protected");
   json_t *review = lft_review(json_object_get(c, "request"));
   char *good = json_dumps(review, JSON_COMPACT);
@@ -2183,9 +2210,38 @@ static void test_connection_limit(void **state) {
 
   (void)state;
   start_server(&s, extra);
-  for (i = 0; i < 4; i++)
+  /* Four idle connections: a fifth client takes the oldest one's slot. */
+  for (i = 0; i < 4; i++) {
     raw_open(&held[i], s.port);
-  await_metric(&s, "leasefence_connections_open", 4);
+    await_metric(&s, "leasefence_connections_idle", i + 1);
+  }
+  raw_open(&t, s.port);
+  assert_int_equal(raw_post(&t, good), 200);
+  raw_close(&t);
+  took = await_close(held[0].fd, held[0].session, NULL, mono_ms());
+  print_message("the oldest idle connection was closed after %lld ms\n", (long long)took);
+  assert_true(metric(&s, "leasefence_connections_reclaimed_total") == 1);
+  assert_true(metric(&s, "leasefence_connections_refused_total") == 0);
+  raw_close(&held[0]);
+  /* The newer idle ones were kept: each is served. */
+  for (i = 1; i < 4; i++)
+    assert_int_equal(raw_post(&held[i], good), 200);
+
+  /* Four connections in a request (headers under way): a fifth is refused
+   * at once. */
+  raw_open(&held[0], s.port);
+  for (i = 0; i < 4; i++)
+    send_all(&held[i], line, sizeof line - 1);
+  {
+    int64_t deadline = mono_ms() + 20000 * slow;
+
+    while (metric(&s, "leasefence_connections_idle") > 0 ||
+           metric(&s, "leasefence_connections_open") < 4) {
+      if (mono_ms() > deadline)
+        fail_msg("the four connections did not start their requests");
+      pause_ms(10);
+    }
+  }
   t0 = mono_ms();
   rc = raw_try(&t, s.port, NULL);
   took = mono_ms() - t0;
@@ -2194,6 +2250,7 @@ static void test_connection_limit(void **state) {
   assert_true(rc < 0);
   assert_true(took < 2000 * slow);
   assert_true(metric(&s, "leasefence_connections_refused_total") >= 1);
+  assert_true(metric(&s, "leasefence_connections_reclaimed_total") == 1);
   raw_close(&held[0]);
   {
     int64_t deadline = mono_ms() + 10000 * slow;
@@ -2212,6 +2269,33 @@ static void test_connection_limit(void **state) {
   resp_free(&r);
   for (i = 1; i < 4; i++)
     raw_close(&held[i]);
+  assert_int_equal(stop_server(&s), 0);
+  free(good);
+  json_decref(review);
+}
+
+/* A connection dialed and left unused (Go's HTTP client, so kube-apiserver,
+ * keeps one it dialed for a request another connection served first) is
+ * idle, not late with its headers: a request sent on it after more than
+ * --request-header-timeout is answered. */
+static void test_fresh_connection_idle(void **state) {
+  const char *const extra[] = {"--request-header-timeout=1s", NULL};
+  const json_t *c = find_case("not protected");
+  json_t *review = lft_review(json_object_get(c, "request"));
+  char *good = json_dumps(review, JSON_COMPACT);
+  raw_tls t;
+  server s;
+
+  (void)state;
+  start_server(&s, extra);
+  raw_open(&t, s.port);
+  await_metric(&s, "leasefence_connections_idle", 1);
+  /* Unused for twice the header deadline: the case itself, not a wait for
+   * something that could be awaited. */
+  pause_ms(2000);
+  assert_int_equal(raw_post(&t, good), 200);
+  assert_true(metric(&s, "leasefence_connections_timed_out_total{phase=\"headers\"}") == 0);
+  raw_close(&t);
   assert_int_equal(stop_server(&s), 0);
   free(good);
   json_decref(review);
@@ -2289,10 +2373,12 @@ static void test_phase_deadlines(void **state) {
   print_message("trickled ClientHello closed after %lld ms\n", (long long)took);
   assert_true(took >= d - 100 && took < 3 * d);
   close(fd);
-  /* Headers, trickled. */
+  /* Headers, trickled after the request line (until it arrives the
+   * connection is idle, and goes first at --max-connections). */
   raw_open(&t, s.port);
+  send_all(&t, headers, 25);
   t0 = mono_ms();
-  took = await_close(t.fd, t.session, headers, t0);
+  took = await_close(t.fd, t.session, headers + 25, t0);
   print_message("trickled headers closed after %lld ms\n", (long long)took);
   assert_true(took < 3 * d);
   raw_close(&t);
@@ -2414,6 +2500,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_too_large_seen),
       cmocka_unit_test(test_one_record_per_answer),
       cmocka_unit_test(test_connection_limit),
+      cmocka_unit_test(test_fresh_connection_idle),
       cmocka_unit_test(test_phase_deadlines),
       cmocka_unit_test(test_tls_old_version_alert),
       cmocka_unit_test(test_malformed_content_length),

@@ -78,7 +78,7 @@ typedef enum phase {
   PH_HEADERS,       /* Reading a request's line and headers. */
   PH_BODY,          /* Reading a request's body. */
   PH_BUSY,          /* Deciding and answering: no deadline of ours. */
-  PH_IDLE,          /* Kept alive between requests. */
+  PH_IDLE,          /* Before a request line: after the handshake, or between requests. */
   PH_COUNT
 } phase;
 
@@ -98,7 +98,8 @@ struct lfw_server {
   atomic_uint open;  /* Connections open now. */
   /* Counters for /metrics. */
   atomic_ulong refused_at_accept;
-  atomic_ulong accepted; /* Connections taken in: with keep-alive, far fewer than requests. */
+  atomic_ulong reclaimed; /* Idle connections closed to let a new one in. */
+  atomic_ulong accepted;  /* Connections taken in: with keep-alive, far fewer than requests. */
   atomic_ulong timed_out[PH_COUNT];
   atomic_ulong refused_memory; /* Requests answered 503 for want of body memory. */
   atomic_ullong body_bytes;    /* Request body bytes read, kept or not. */
@@ -129,6 +130,7 @@ struct conn {
   conn *next;
   phase ph;
   int64_t deadline_us;
+  int64_t idle_since_us; /* When it entered PH_IDLE. */
   bool timed_out;
   /* The request in progress. */
   bool in_request;
@@ -283,6 +285,8 @@ static void set_phase(lfw_server *s, conn *k, phase ph, int64_t timeout_us) {
   int64_t deadline = timeout_us > 0 ? lfw_monotonic_us() + timeout_us : 0;
 
   pthread_mutex_lock(&s->lock);
+  if (ph == PH_IDLE && k->ph != PH_IDLE)
+    k->idle_since_us = lfw_monotonic_us();
   k->ph = ph;
   k->deadline_us = deadline;
   if (deadline != 0 && (s->wake_at == 0 || deadline < s->wake_at))
@@ -543,8 +547,8 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
   (void)uri;
   if (k == NULL)
     return NULL;
-  /* On the first request the header deadline started with the end of the
-   * handshake; on a kept-alive connection it starts now. */
+  /* The header deadline starts with the request line, on the first request
+   * as on a kept-alive connection (see on_handshake_message). */
   if (k->ph != PH_HEADERS)
     set_phase(s, k, PH_HEADERS, s->cfg->header_timeout_us);
   return k;
@@ -582,17 +586,42 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 /* ------------------------------------------------------------------------ */
 /* Connections                                                               */
 
-/* Accepting: a connection over --max-connections is closed at once, so its
- * client fails fast instead of waiting in the kernel's backlog. Counted from
- * the connections open; server threads that accept at the same moment can
- * each let one more in. */
+/* At --max-connections: closes the connection idle the longest (no request
+ * under way), so a slot held by a client that sends nothing goes to the one
+ * knocking. False when none is idle. Under attack this may close the API
+ * server's own idle connection; it dials another. */
+static bool reclaim_idle(lfw_server *s) {
+  conn *k;
+  conn *oldest = NULL;
+
+  pthread_mutex_lock(&s->lock);
+  for (k = s->conns; k != NULL; k = k->next)
+    if (k->ph == PH_IDLE && !k->timed_out &&
+        (oldest == NULL || k->idle_since_us < oldest->idle_since_us))
+      oldest = k;
+  if (oldest != NULL) {
+    oldest->timed_out = true; /* Never chosen twice; the keeper skips it. */
+    shutdown(oldest->fd, SHUT_RDWR);
+  }
+  pthread_mutex_unlock(&s->lock);
+  if (oldest != NULL)
+    atomic_fetch_add(&s->reclaimed, 1);
+  return oldest != NULL;
+}
+
+/* Accepting: at --max-connections a new connection takes the slot of the
+ * one idle the longest (reclaim_idle); when every open connection is in a
+ * request or a handshake, it is closed at once, so its client fails fast
+ * instead of waiting in the kernel's backlog. Counted from the connections
+ * open; server threads that accept at the same moment can each let one
+ * more in. */
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
   lfw_server *s = cls;
 
   (void)addr;
   (void)addrlen;
-  if (atomic_load(&s->open) >= s->cfg->max_connections ||
-      atomic_load_explicit(&s->draining, memory_order_relaxed)) {
+  if (atomic_load_explicit(&s->draining, memory_order_relaxed) ||
+      (atomic_load(&s->open) >= s->cfg->max_connections && !reclaim_idle(s))) {
     atomic_fetch_add(&s->refused_at_accept, 1);
     return MHD_NO;
   }
@@ -602,7 +631,13 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 /* Called by GnuTLS for each handshake message. Before it reads a
  * ClientHello: refuses, with a protocol_version alert, one that offers no
  * version the server accepts. After the client's Finished: the handshake is
- * done and the request's header deadline starts. */
+ * done, and the connection is idle until a request line arrives, as a
+ * kept-alive one is between requests. (A client may dial a connection and
+ * leave it unused for a while: Go's HTTP client, and so kube-apiserver's
+ * webhook client, keeps a connection it dialed for a request another
+ * connection served first in its idle pool, net/http Transport.dialConnFor.
+ * A header deadline from here would close it under the client's next
+ * request, which fails, since a POST is not retried.) */
 static int on_handshake_message(gnutls_session_t session, unsigned int htype, unsigned when,
                                 unsigned int incoming, const gnutls_datum_t *msg) {
   struct MHD_Connection *c = gnutls_session_get_ptr(session);
@@ -628,7 +663,7 @@ static int on_handshake_message(gnutls_session_t session, unsigned int htype, un
     return GNUTLS_E_UNSUPPORTED_VERSION_PACKET;
   }
   if (htype == GNUTLS_HANDSHAKE_FINISHED && when == GNUTLS_HOOK_POST && k->ph == PH_HANDSHAKE)
-    set_phase(s, k, PH_HEADERS, s->cfg->header_timeout_us);
+    set_phase(s, k, PH_IDLE, (int64_t)s->cfg->idle_timeout_s * 1000000);
   return 0;
 }
 
@@ -762,6 +797,17 @@ static bool is_ready(lfw_server *s, char *why, size_t why_size) {
   return true;
 }
 
+static unsigned count_idle(lfw_server *s) {
+  unsigned n = 0;
+  conn *k;
+
+  pthread_mutex_lock(&s->lock);
+  for (k = s->conns; k != NULL; k = k->next)
+    n += k->ph == PH_IDLE && !k->timed_out;
+  pthread_mutex_unlock(&s->lock);
+  return n;
+}
+
 /* The server's own series: connections, deadlines, body memory. */
 static void server_metrics(lfw_server *s, lfw_buf *out) {
   int i;
@@ -769,14 +815,22 @@ static void server_metrics(lfw_server *s, lfw_buf *out) {
   lfw_buf_puts(out, "# HELP leasefence_connections_open HTTPS connections open now.\n"
                     "# TYPE leasefence_connections_open gauge\n");
   lfw_buf_printf(out, "leasefence_connections_open %u\n", atomic_load(&s->open));
+  lfw_buf_puts(out, "# HELP leasefence_connections_idle HTTPS connections open with no request "
+                    "under way (the first to go at --max-connections).\n"
+                    "# TYPE leasefence_connections_idle gauge\n");
+  lfw_buf_printf(out, "leasefence_connections_idle %u\n", count_idle(s));
   lfw_buf_puts(out, "# HELP leasefence_connections_accepted_total HTTPS connections taken in.\n"
                     "# TYPE leasefence_connections_accepted_total counter\n");
   lfw_buf_printf(out, "leasefence_connections_accepted_total %lu\n", atomic_load(&s->accepted));
   lfw_buf_puts(out, "# HELP leasefence_connections_refused_total Connections closed at accept "
-                    "because --max-connections were open.\n"
+                    "because --max-connections were open, none of them idle.\n"
                     "# TYPE leasefence_connections_refused_total counter\n");
   lfw_buf_printf(out, "leasefence_connections_refused_total %lu\n",
                  atomic_load(&s->refused_at_accept));
+  lfw_buf_puts(out, "# HELP leasefence_connections_reclaimed_total Idle connections closed at "
+                    "--max-connections to let a new one in.\n"
+                    "# TYPE leasefence_connections_reclaimed_total counter\n");
+  lfw_buf_printf(out, "leasefence_connections_reclaimed_total %lu\n", atomic_load(&s->reclaimed));
   lfw_buf_puts(out, "# HELP leasefence_connections_timed_out_total Connections closed because a "
                     "phase ran past its deadline.\n"
                     "# TYPE leasefence_connections_timed_out_total counter\n");
