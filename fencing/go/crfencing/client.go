@@ -30,8 +30,10 @@ func New(lock *fencing.Lock) *Fence { return &Fence{lock: lock} }
 func (f *Fence) Lock() *fencing.Lock { return f.lock }
 
 // Client wraps c so that every write to a protected object (one whose
-// annotations name a guarding Lease, leasefence.io/lease) carries the
-// current stamp, taken from the Lock just before the request:
+// annotations name a guarding Lease, leasefence.io/lease, in any of its
+// forms: an object fenced by identity judges a stamp, when one is sent, as
+// a stamped object does) carries the current stamp, taken from the Lock
+// just before the request:
 //
 //   - Create, Update: the stamp annotation on the object, and the stamp as
 //     the request's fieldManager.

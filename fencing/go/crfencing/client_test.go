@@ -415,6 +415,51 @@ func TestEveryWriteIsStamped(t *testing.T) {
 
 // TestUnprotectedWritesPassThrough: objects that name no Lease are written
 // as the caller wrote them.
+// TestEveryProtectionFormIsStamped: an object is protected whatever form
+// its protection annotation takes, a fencing mode included. A stamp sent to
+// an object fenced by identity is judged as on a stamped one
+// (docs/protocol.md, section 7a), so the client stamps it all the same.
+func TestEveryProtectionFormIsStamped(t *testing.T) {
+	ctx := context.Background()
+	lock := leadingLock(t)
+	s, err := lock.Stamp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, protection := range []string{lease, ns + "/" + lease, "stamp:" + lease, "identity:" + lease, "identity:" + ns + "/" + lease} {
+		t.Run(protection, func(t *testing.T) {
+			if _, err := fencing.ParseProtection(protection, ns); err != nil {
+				t.Fatal(err)
+			}
+			stored := protectedCM("p")
+			stored.Annotations[fencing.AnnotationLease] = protection
+			c, rec := newClient(t, lock, stored)
+			created := protectedCM("new")
+			created.Annotations[fencing.AnnotationLease] = protection
+			if err := c.Create(ctx, created); err != nil {
+				t.Fatal(err)
+			}
+			cm := get(t, c, "p")
+			orig := cm.DeepCopy()
+			cm.Data["k"] = "2"
+			if err := c.Patch(ctx, cm, client.MergeFrom(orig)); err != nil {
+				t.Fatal(err)
+			}
+			if len(rec.calls) != 2 {
+				t.Fatalf("calls %+v, want a Create and a Patch", rec.calls)
+			}
+			for _, cl := range rec.calls {
+				if cl.fieldManager != s.FieldManager() {
+					t.Errorf("%s %s: fieldManager %q, want the stamp %q", cl.verb, cl.name, cl.fieldManager, s.FieldManager())
+				}
+			}
+			if rec.calls[0].stamp != s.String() || !strings.Contains(rec.calls[1].body, s.String()) {
+				t.Errorf("the stamp is not on the object: %+v", rec.calls)
+			}
+		})
+	}
+}
+
 func TestUnprotectedWritesPassThrough(t *testing.T) {
 	ctx := context.Background()
 	c, rec := newClient(t, leadingLock(t), plainCM("u"))
