@@ -76,15 +76,5 @@ func run(m *testing.M) int {
 		wh.Stop()
 		return 1
 	}
-	code := m.Run()
-	if err := wh.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		code = 1
-	}
-	if code == 0 {
-		os.RemoveAll(dir)
-	} else {
-		fmt.Fprintf(os.Stderr, "logs kept in %s\n", dir)
-	}
-	return code
+	return harness.RunTests(m, wh, dir)
 }

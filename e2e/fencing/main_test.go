@@ -78,17 +78,7 @@ func run(m *testing.M) int {
 			return 1
 		}
 	}
-	code := m.Run()
-	if err := wh.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		code = 1
-	}
-	if code == 0 {
-		os.RemoveAll(workDir)
-	} else {
-		fmt.Fprintf(os.Stderr, "logs kept in %s\n", workDir)
-	}
-	return code
+	return harness.RunTests(m, wh, workDir)
 }
 
 // testCtx bounds one test.

@@ -335,3 +335,20 @@ func lastLines(path string, n int) string {
 	}
 	return strings.Join(lines, " | ")
 }
+
+// RunTests runs a package's tests with wh serving them, then stops wh and
+// removes dir when everything passed (its logs are kept, and said so, when
+// anything failed). It returns the exit code for TestMain.
+func RunTests(m interface{ Run() int }, wh *Webhook, dir string) int {
+	code := m.Run()
+	if err := wh.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
+	if code == 0 {
+		os.RemoveAll(dir)
+	} else {
+		fmt.Fprintf(os.Stderr, "logs kept in %s\n", dir)
+	}
+	return code
+}
