@@ -36,6 +36,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
+. "$here/lib.sh"
 build=$root/build-bench
 secs=${1:-30}
 big=${BIG:-64}
@@ -64,10 +65,7 @@ for tool in curl cmake python3 cc; do
 done
 
 echo "== build (Release) in $build"
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLF_TESTS=OFF \
-  >"$work/cmake.log" 2>&1 || { cat "$work/cmake.log"; exit 1; }
-cmake --build "$build" --target leasefence-webhook -j"$(nproc)" >"$work/build.log" 2>&1 ||
-  { cat "$work/build.log"; exit 1; }
+bench_build "$build" "$work" leasefence-webhook || exit 1
 cc -O2 -o "$build/abuse" "$here/abuse.c" $(pkg-config --cflags --libs gnutls) -lpthread
 cc -O2 -o "$build/ratelat" "$here/ratelat.c" -lcurl -lpthread
 certs_tool=$root/tests/webhook/certs-openssl.sh
@@ -105,16 +103,7 @@ fi
   --bind-address 127.0.0.1 --port $port --health-bind-address 127.0.0.1 --health-port $hport \
   -v 0 ${SERVER_FLAGS:-} 2>"$work/server.log" &
 server_pid=$!
-for _ in $(seq 200); do
-  if curl -fs "http://127.0.0.1:$hport/readyz" >/dev/null; then break; fi
-  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; exit 1; }
-  sleep 0.05
-done
-if ! curl -fs "http://127.0.0.1:$hport/readyz" >/dev/null; then
-  echo "abuse.sh: the server did not become ready in 10 s (ports $port/$hport in use?)" >&2
-  cat "$work/server.log" >&2
-  exit 1
-fi
+bench_await_ready $hport "$server_pid" "$work/server.log" || exit 1
 if [ -n "$api_pid" ] && ! kill -0 "$api_pid" 2>/dev/null; then
   echo "abuse.sh: the stand-in API server exited (port $api_port in use?)" >&2
   exit 1

@@ -56,11 +56,7 @@ for b in "${builds[@]}"; do
       --lease-source "file:$work/leases" --threads 1 --bind-address 127.0.0.1 --port $port \
       --health-bind-address 127.0.0.1 --health-port $hport -v 0 2>"$work/valgrind.log" &
     pid=$!
-    for _ in $(seq 600); do
-      if curl -fs "http://127.0.0.1:$hport/readyz" >/dev/null; then break; fi
-      kill -0 "$pid" 2>/dev/null || { cat "$work/valgrind.log"; exit 1; }
-      sleep 0.1
-    done
+    bench_await_ready $hport "$pid" "$work/valgrind.log" 60 || exit 1
     urls=()
     for _ in $(seq "$n"); do urls+=("https://127.0.0.1:$port/validate" -o /dev/null); done
     curl -sS --cacert "$work/certs/ca.crt" -H 'Content-Type: application/json' \

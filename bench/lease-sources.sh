@@ -115,11 +115,7 @@ start_server() {
     --kubeconfig "$work/cp/kubeconfig" --bind-address 127.0.0.1 --port $port \
     --health-bind-address 127.0.0.1 --health-port $hport -v 0 2>"$work/server.log" &
   server_pid=$!
-  for _ in $(seq 300); do
-    if curl -fs "http://127.0.0.1:$hport/readyz" >/dev/null; then break; fi
-    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; exit 1; }
-    sleep 0.05
-  done
+  bench_await_ready $hport "$server_pid" "$work/server.log" 15 || exit 1
   curl -fsS --cacert "$work/certs/ca.crt" -H 'Content-Type: application/json' \
     --data-binary @"$work/review.json" "$url" | grep -q '"reason":"Current"' ||
     { echo "bench: the sample review is not admitted as Current with $1" >&2; exit 1; }

@@ -12,6 +12,21 @@ bench_build() {
     { cat "$work/build.log"; return 1; }
 }
 
+# bench_await_ready HPORT PID LOG [SECONDS (10)]: waits for the server PID
+# to answer /readyz on the health port HPORT; fails, showing LOG, when the
+# server exits or is not ready in time (a port in use, say).
+bench_await_ready() {
+  local hport=$1 pid=$2 log=$3 secs=${4:-10} i
+  for ((i = 0; i < secs * 20; i++)); do
+    if curl -fs "http://127.0.0.1:$hport/readyz" >/dev/null; then return 0; fi
+    kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; return 1; }
+    sleep 0.05
+  done
+  echo "bench: the server was not ready in $secs s (health port $hport in use?)" >&2
+  cat "$log" >&2
+  return 1
+}
+
 # bench_wrk_script WORK: writes WORK/post.lua, a wrk script that POSTs
 # WORK/review.json as JSON, followed by the Lua read from standard input
 # (the run's `done` function, which prints its RESULT line).

@@ -89,11 +89,7 @@ ${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} "$build/webhook/leasefence-webhook" --
   --bind-address 127.0.0.1 --port $port --health-bind-address 127.0.0.1 --health-port $hport \
   -v 0 "${threads_flag[@]}" 2>"$work/server.log" &
 server_pid=$!
-for _ in $(seq 200); do
-  if curl -fs "http://127.0.0.1:$hport/readyz" >/dev/null; then break; fi
-  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; exit 1; }
-  sleep 0.05
-done
+bench_await_ready $hport "$server_pid" "$work/server.log" || exit 1
 url=https://127.0.0.1:$port/validate
 # One review by hand first: it must be admitted as Current.
 curl -fsS --cacert "$work/certs/ca.crt" -H 'Content-Type: application/json' \
